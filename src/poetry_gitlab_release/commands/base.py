@@ -1,0 +1,101 @@
+"""What every command shares: one-line errors with documented exit codes, settings resolution."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from cleo.exceptions import CleoError
+from poetry.console.commands.command import Command
+
+from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, GitlabReleaseError
+from poetry_gitlab_release.settings import Settings, pyproject_table, resolve_settings
+
+if TYPE_CHECKING:
+    from cleo.io.io import IO
+
+
+EXIT_CODES_HELP = """
+<b>Exit codes</b>
+  0  success
+  1  operational failure (network or registry error, a signature that does not verify,
+     an artifact that conflicts with what is already published)
+  2  usage or configuration error (bad option, missing or malformed setting)
+  130 interrupted (Ctrl-C)
+"""
+
+
+class GitlabCommand(Command):
+    """Base for our commands: subclasses implement `run()` and raise GitlabReleaseError."""
+
+    # Command-line options that feed Settings: option name -> settings key.
+    setting_options: ClassVar[dict[str, str]] = {}
+
+    def run(self, io: IO) -> int:
+        try:
+            return super().run(io)
+        except CleoError as error:
+            # Cleo reports bad usage with exit 1; ours is documented as 2.
+            io.write_error_line(f"<error>Error: {error}</error>")
+            io.write_error_line(f"Run 'poetry {self.name} --help' for the options.")
+            return EXIT_USAGE
+
+    def handle(self) -> int:
+        try:
+            return self.run_command()
+        except GitlabReleaseError as error:
+            if self.io.is_debug():
+                self.line_error("".join(traceback.format_exception(error)).rstrip(), style="debug")
+            self.line_error(f"<error>Error: {error}</error>")
+            return error.exit_code
+        except KeyboardInterrupt:
+            self.line_error("<warning>Interrupted.</warning>")
+            return 130
+
+    def run_command(self) -> int:
+        raise NotImplementedError
+
+    def option_values(self) -> dict[str, object]:
+        """The settings-backed options the user actually gave."""
+        given: dict[str, object] = {}
+        for name, key in self.setting_options.items():
+            value: Any = self.option(name)
+            if value not in (None, False, []):
+                given[key] = value
+        return given
+
+    def resolve(self, extra: Mapping[str, object] | None = None, *, use_project: bool) -> Settings:
+        options = {**self.option_values(), **(extra or {})}
+        document, name = self._pyproject_document() if use_project else ({}, "pyproject.toml")
+        return resolve_settings(options, os.environ, pyproject_table(document), name)
+
+    def _pyproject_document(self) -> tuple[Mapping[str, Any], str]:
+        path = find_pyproject(Path.cwd())
+        if path is None:
+            return {}, "pyproject.toml"
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib
+        try:
+            with path.open("rb") as handle:
+                return tomllib.load(handle), str(path)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            from poetry_gitlab_release.errors import ConfigError
+
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def find_pyproject(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+__all__ = ["EXIT_CODES_HELP", "EXIT_FAILURE", "GitlabCommand", "find_pyproject"]

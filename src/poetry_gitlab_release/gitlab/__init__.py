@@ -1,0 +1,1 @@
+"""Talks to GitLab over HTTP; knows nothing of Poetry or Sigstore."""

@@ -1,0 +1,490 @@
+"""The one place where settings are resolved and validated.
+
+Precedence, highest first:
+  command-line option > environment variable > [tool.poetry-gitlab-release] in pyproject.toml
+  > GitLab CI predefined variables > defaults.
+
+`resolve_settings()` takes plain mappings (options given on the command line, the environment,
+the pyproject table) and returns one immutable, validated `Settings`. Nothing below the commands
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from poetry_gitlab_release.errors import ConfigError
+
+PYPROJECT_TABLE = "tool.poetry-gitlab-release"
+DEFAULT_HOST = "https://gitlab.com"
+DEFAULT_REPOSITORY = "gitlab"
+DEFAULT_CI_CONFIG_PATH = ".gitlab-ci.yml"
+JOB_TOKEN_USERNAME = "gitlab-ci-token"
+
+
+class Secret:
+    """A credential. It never shows itself in str(), repr() or f-strings; call reveal()."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class TokenKind(str, Enum):
+    """How GitLab sees a token; each kind is presented differently on each API."""
+
+    PERSONAL = "personal"  # personal, project and group access tokens
+    DEPLOY = "deploy"
+    JOB = "job"
+
+
+# Prefixes GitLab puts on new tokens; older tokens have none and count as personal.
+_TOKEN_PREFIXES = {"glpat-": TokenKind.PERSONAL, "gldt-": TokenKind.DEPLOY, "glcbt-": TokenKind.JOB}
+
+
+@dataclass(frozen=True)
+class Credential:
+    token: Secret
+    kind: TokenKind
+    source: str
+    username: str | None = None
+
+    def basic_auth(self) -> tuple[str, str]:
+        """Username and password for HTTP Basic (the only scheme the PyPI routes accept)."""
+        if self.kind is TokenKind.JOB:
+            return JOB_TOKEN_USERNAME, self.token.reveal()
+        # GitLab ignores the username for personal and deploy tokens; send a meaningful one.
+        default = "deploy-token" if self.kind is TokenKind.DEPLOY else "__token__"
+        return self.username or default, self.token.reveal()
+
+    def rest_headers(self) -> dict[str, str]:
+        """Headers for the REST API (packages, generic registry, groups, pipelines)."""
+        header = {
+            TokenKind.PERSONAL: "PRIVATE-TOKEN",
+            TokenKind.DEPLOY: "DEPLOY-TOKEN",
+            TokenKind.JOB: "JOB-TOKEN",
+        }[self.kind]
+        return {header: self.token.reveal()}
+
+    @property
+    def description(self) -> str:
+        return f"{self.kind.value} token from {self.source}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    server_url: str
+    api_url: str
+    graphql_url: str
+    credential: Credential | None
+    project: str | None
+    project_path: str | None
+    project_url: str | None
+    group: str | None
+    repository: str
+    ca_file: Path | None
+    allow_insecure_http: bool
+    dist_dir: Path
+    ci_config_path: str
+    commit_tag: str | None
+    ref_name: str | None
+    commit_sha: str | None
+    default_branch: str | None
+    identity_token: Secret | None
+    trust_config: Path | None
+    identity: str | None
+    issuer: str | None
+    in_ci: bool
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+    def require_project(self) -> str:
+        if self.project is None:
+            raise _missing("project", "--gitlab-project", "GITLAB_RELEASE_PROJECT", "CI_PROJECT_ID")
+        return self.project
+
+    def require_group(self) -> str:
+        if self.group is None:
+            raise _missing("group", "--group", "GITLAB_RELEASE_GROUP", None)
+        return self.group
+
+    def require_credential(self, purpose: str) -> Credential:
+        if self.credential is None:
+            raise ConfigError(
+                f"no GitLab token for {purpose}: pass --token, set GITLAB_TOKEN, "
+                "or run in GitLab CI where CI_JOB_TOKEN is set"
+            )
+        return self.credential
+
+
+def _missing(key: str, option: str, env: str, ci: str | None) -> ConfigError:
+    where = f"pass {option}, set {env}, or add `{key}` to [{PYPROJECT_TABLE}]"
+    if ci is not None:
+        where += f"; in GitLab CI it comes from {ci}"
+    return ConfigError(f"missing {key}: {where}")
+
+
+# --- the specification of every key ------------------------------------------------------------
+
+Parser = Callable[[object, str], Any]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    key: str
+    parse: Parser
+    env: tuple[str, ...] = ()
+    in_pyproject: bool = True
+    ci: tuple[str, ...] = ()
+    default: object = None
+    expected: str = "a string"
+
+
+def _as_str(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"invalid value {value!r} from {where}: expected a non-empty string")
+    return value.strip()
+
+
+def _as_bool(value: object, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+    raise ConfigError(f"invalid value {value!r} from {where}: expected true or false")
+
+
+def _as_path(value: object, where: str) -> Path:
+    if isinstance(value, Path):
+        return value
+    return Path(_as_str(value, where)).expanduser()
+
+
+def _as_existing_file(value: object, where: str) -> Path:
+    path = _as_path(value, where)
+    if not path.is_file():
+        raise ConfigError(f"invalid value {str(path)!r} from {where}: no such file")
+    return path
+
+
+def _as_url(value: object, where: str) -> str:
+    text = _as_str(value, where)
+    if "://" not in text:
+        text = "https://" + text  # glab accepts a bare host name in GITLAB_HOST
+    parts = urlsplit(text)
+    problem = None
+    if parts.scheme not in {"http", "https"}:
+        problem = "the scheme must be https (or http for a local server)"
+    elif not parts.hostname:
+        problem = "there is no host name"
+    elif parts.username or parts.password:
+        problem = "credentials do not belong in the URL; use --token or GITLAB_TOKEN"
+    elif parts.query or parts.fragment:
+        problem = "a server URL has no query or fragment"
+    else:
+        try:
+            _ = parts.port
+        except ValueError:
+            problem = "the port is not a number from 1 to 65535"
+    if problem:
+        raise ConfigError(f"invalid URL {text!r} from {where}: {problem}")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+_REPOSITORY_NAME = re.compile(r"^[a-z][a-z-]*$")
+
+
+def _as_repository_name(value: object, where: str) -> str:
+    text = _as_str(value, where)
+    if not _REPOSITORY_NAME.match(text):
+        # Poetry maps POETRY_REPOSITORIES_<NAME>_URL only for names without digits or '_'.
+        raise ConfigError(
+            f"invalid repository name {text!r} from {where}: use lower-case letters and '-' "
+            "(Poetry cannot address other names through environment variables)"
+        )
+    return text
+
+
+def _as_token_kind(value: object, where: str) -> TokenKind:
+    text = _as_str(value, where).lower()
+    try:
+        return TokenKind(text)
+    except ValueError:
+        choices = ", ".join(kind.value for kind in TokenKind)
+        raise ConfigError(
+            f"invalid token kind {text!r} from {where}: expected one of {choices}"
+        ) from None
+
+
+_SPECS: tuple[_Spec, ...] = (
+    _Spec(
+        "host",
+        _as_url,
+        ("GITLAB_RELEASE_HOST", "GITLAB_HOST"),
+        ci=("CI_SERVER_URL",),
+        default=DEFAULT_HOST,
+        expected="a URL",
+    ),
+    _Spec("api-url", _as_url, ("GITLAB_RELEASE_API_URL",), ci=("CI_API_V4_URL",)),
+    _Spec("graphql-url", _as_url, ("GITLAB_RELEASE_GRAPHQL_URL",), ci=("CI_API_GRAPHQL_URL",)),
+    _Spec(
+        "token",
+        _as_str,
+        ("GITLAB_RELEASE_TOKEN", "GITLAB_TOKEN"),
+        in_pyproject=False,
+        ci=("CI_JOB_TOKEN",),
+    ),
+    _Spec("token-kind", _as_token_kind, ("GITLAB_RELEASE_TOKEN_KIND",)),
+    _Spec("username", _as_str, ("GITLAB_RELEASE_USERNAME",)),
+    _Spec("project", _as_str, ("GITLAB_RELEASE_PROJECT",), ci=("CI_PROJECT_ID",)),
+    _Spec("project-path", _as_str, (), in_pyproject=False, ci=("CI_PROJECT_PATH",)),
+    _Spec("project-url", _as_url, (), in_pyproject=False, ci=("CI_PROJECT_URL",)),
+    _Spec("group", _as_str, ("GITLAB_RELEASE_GROUP",)),
+    _Spec(
+        "repository",
+        _as_repository_name,
+        ("GITLAB_RELEASE_REPOSITORY",),
+        default=DEFAULT_REPOSITORY,
+    ),
+    _Spec("ca-file", _as_existing_file, ("GITLAB_RELEASE_CA_FILE",)),
+    _Spec("allow-insecure-http", _as_bool, ("GITLAB_RELEASE_ALLOW_INSECURE_HTTP",), default=False),
+    _Spec("dist-dir", _as_path, ("GITLAB_RELEASE_DIST_DIR",), default=Path("dist")),
+    _Spec(
+        "ci-config",
+        _as_str,
+        ("GITLAB_RELEASE_CI_CONFIG",),
+        ci=("CI_CONFIG_PATH",),
+        default=DEFAULT_CI_CONFIG_PATH,
+    ),
+    _Spec("commit-tag", _as_str, (), in_pyproject=False, ci=("CI_COMMIT_TAG",)),
+    _Spec("ref-name", _as_str, (), in_pyproject=False, ci=("CI_COMMIT_REF_NAME",)),
+    _Spec("commit-sha", _as_str, (), in_pyproject=False, ci=("CI_COMMIT_SHA",)),
+    _Spec("default-branch", _as_str, (), in_pyproject=False, ci=("CI_DEFAULT_BRANCH",)),
+    _Spec("identity-token", _as_str, (), in_pyproject=False, ci=("SIGSTORE_ID_TOKEN",)),
+    _Spec("trust-config", _as_existing_file, ("GITLAB_RELEASE_TRUST_CONFIG",)),
+    _Spec("identity", _as_str, ("GITLAB_RELEASE_IDENTITY",)),
+    _Spec("issuer", _as_url, ("GITLAB_RELEASE_ISSUER",)),
+)
+SPECS: Mapping[str, _Spec] = {spec.key: spec for spec in _SPECS}
+PYPROJECT_KEYS = tuple(spec.key for spec in _SPECS if spec.in_pyproject)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    value: Any
+    source: str
+
+
+def _read_file_reference(value: str, where: str) -> str:
+    """`@path` reads a secret from a file, so that it stays out of shell history."""
+    if not value.startswith("@"):
+        return value
+    path = Path(value[1:]).expanduser()
+    try:
+        content = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {where} from {str(path)!r}: {exc.strerror}") from None
+    if not content:
+        raise ConfigError(f"{where} file {str(path)!r} is empty")
+    return content
+
+
+def _pick(
+    spec: _Spec,
+    options: Mapping[str, object],
+    env: Mapping[str, str],
+    pyproject: Mapping[str, object],
+    pyproject_name: str,
+) -> _Resolved | None:
+    if options.get(spec.key) is not None:
+        where = f"--{spec.key}"
+        raw = options[spec.key]
+        if spec.key in {"token", "identity-token"} and isinstance(raw, str):
+            raw = _read_file_reference(raw, where)
+        return _Resolved(spec.parse(raw, where), where)
+    for name in spec.env:
+        if env.get(name):
+            return _Resolved(spec.parse(env[name], name), name)
+    if spec.in_pyproject and spec.key in pyproject:
+        where = f"`{spec.key}` in [{PYPROJECT_TABLE}] of {pyproject_name}"
+        return _Resolved(spec.parse(pyproject[spec.key], where), where)
+    for name in spec.ci:
+        if env.get(name):
+            return _Resolved(spec.parse(env[name], name), name)
+    if spec.default is not None:
+        return _Resolved(spec.default, "default")
+    return None
+
+
+def _check_pyproject(pyproject: Mapping[str, object], pyproject_name: str) -> None:
+    for key in pyproject:
+        spec = SPECS.get(key)
+        if spec is None or not spec.in_pyproject:
+            hint = (
+                "tokens never belong in pyproject.toml; use GITLAB_TOKEN or --token"
+                if key == "token"
+                else f"known keys: {', '.join(PYPROJECT_KEYS)}"
+            )
+            raise ConfigError(
+                f"unknown key {key!r} in [{PYPROJECT_TABLE}] of {pyproject_name} ({hint})"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, where: str, allow_insecure_http: bool) -> None:
+    """Refuse plain http:// to anything but loopback unless explicitly allowed."""
+    parts = urlsplit(url)
+    if (
+        parts.scheme == "http"
+        and not allow_insecure_http
+        and not _is_loopback(parts.hostname or "")
+    ):
+        raise ConfigError(
+            f"refusing plain http:// for {url!r} from {where}: tokens would travel unencrypted; "
+            "use https:// or pass --allow-insecure-http"
+        )
+
+
+def _infer_token_kind(token: str, source: str) -> TokenKind:
+    if source == "CI_JOB_TOKEN":
+        return TokenKind.JOB
+    for prefix, kind in _TOKEN_PREFIXES.items():
+        if token.startswith(prefix):
+            return kind
+    return TokenKind.PERSONAL
+
+
+def resolve_settings(
+    options: Mapping[str, object],
+    env: Mapping[str, str],
+    pyproject: Mapping[str, object] | None = None,
+    pyproject_name: str = "pyproject.toml",
+) -> Settings:
+    """Resolve every setting from its sources. `options` holds only options the user gave."""
+    table = dict(pyproject or {})
+    _check_pyproject(table, pyproject_name)
+    unknown = set(options) - set(SPECS)
+    if unknown:
+        raise AssertionError(f"commands passed unknown settings: {sorted(unknown)}")
+    resolved: dict[str, _Resolved] = {}
+    for spec in _SPECS:
+        picked = _pick(spec, options, env, table, pyproject_name)
+        if picked is not None:
+            resolved[spec.key] = picked
+
+    def value(key: str) -> Any:
+        item = resolved.get(key)
+        return None if item is None else item.value
+
+    host: str = value("host")
+    host_source = resolved["host"].source
+    # CI's API URLs describe CI's server: use them only when the host came from CI as well.
+    api_url = _derived_url(resolved.get("api-url"), host_source, host + "/api/v4")
+    graphql_url = _derived_url(resolved.get("graphql-url"), host_source, host + "/api/graphql")
+    allow_http: bool = value("allow-insecure-http")
+    for key, url in (("host", host), ("api-url", api_url), ("graphql-url", graphql_url)):
+        check_transport(url, resolved[key].source if key in resolved else key, allow_http)
+
+    credential = None
+    if "token" in resolved:
+        token_source = resolved["token"].source
+        token: str = value("token")
+        kind = value("token-kind") or _infer_token_kind(token, token_source)
+        credential = Credential(Secret(token), kind, token_source, value("username"))
+
+    project: str | None = value("project")
+    project_path: str | None = value("project-path")
+    project_source = resolved["project"].source if "project" in resolved else None
+    is_ci_project = project_source in {None, "CI_PROJECT_ID"}
+    if project is not None and not project.isdigit():
+        project = project.strip("/")
+        project_path = project
+    elif not is_ci_project:
+        project_path = None  # another project than CI's: its path is not known here
+    if project is None:
+        project = project_path
+    project_url: str | None = value("project-url") if is_ci_project else None
+    if project_url is None and project_path is not None:
+        project_url = f"{host}/{project_path}"
+
+    identity_token = value("identity-token")
+    return Settings(
+        server_url=host,
+        api_url=api_url,
+        graphql_url=graphql_url,
+        credential=credential,
+        project=project,
+        project_path=project_path,
+        project_url=project_url,
+        group=value("group"),
+        repository=value("repository"),
+        ca_file=value("ca-file"),
+        allow_insecure_http=allow_http,
+        dist_dir=value("dist-dir"),
+        ci_config_path=value("ci-config"),
+        commit_tag=value("commit-tag"),
+        ref_name=value("ref-name"),
+        commit_sha=value("commit-sha"),
+        default_branch=value("default-branch"),
+        identity_token=None if identity_token is None else Secret(identity_token),
+        trust_config=value("trust-config"),
+        identity=value("identity"),
+        issuer=value("issuer"),
+        in_ci=env.get("GITLAB_CI") == "true",
+        sources={key: item.source for key, item in resolved.items()},
+    )
+
+
+def _derived_url(item: _Resolved | None, host_source: str, fallback: str) -> str:
+    if item is None:
+        return fallback
+    if item.source.startswith("CI_") and host_source != "CI_SERVER_URL":
+        return fallback
+    value: str = item.value
+    return value
+
+
+def pyproject_table(document: Mapping[str, Any]) -> dict[str, object]:
+    """The [tool.poetry-gitlab-release] table of a parsed pyproject.toml (empty when absent)."""
+    tool = document.get("tool", {})
+    table = tool.get("poetry-gitlab-release", {}) if isinstance(tool, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{PYPROJECT_TABLE}] must be a table")
+    return dict(table)

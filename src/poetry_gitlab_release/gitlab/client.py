@@ -1,0 +1,394 @@
+"""The HTTP client every GitLab call goes through.
+
+- Credentials are presented the way GitLab accepts them on each API (`Auth`), and only to the
+  origin they belong to: redirects are followed by hand, and a hop to another origin (object
+  storage, a CDN) carries no credential header at all.
+- Retries with exponential backoff on 429, 5xx and connection errors, honouring Retry-After.
+  Upload bodies come from a factory, so a retried upload streams the file again from the start.
+- TLS: a CA file from the settings, else the system/certifi default; verification is never off.
+- Errors become one-line GitLabError subclasses; tokens never appear in their text.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import random
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from poetry_gitlab_release.errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    NetworkError,
+    NotFoundError,
+    TLSError,
+)
+from poetry_gitlab_release.settings import Credential, Settings, TokenKind
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+MAX_ERROR_BODY = 300
+USER_AGENT = "poetry-gitlab-release"
+
+
+class Auth(enum.Enum):
+    """How the credential is presented on a given API."""
+
+    NONE = "none"
+    REST = "rest"  # PRIVATE-TOKEN / JOB-TOKEN / DEPLOY-TOKEN header
+    BASIC = "basic"  # HTTP Basic: the only scheme the PyPI routes accept
+    GRAPHQL = "graphql"  # Bearer; GitLab accepts neither job nor deploy tokens there
+
+
+BodyFactory = Callable[[], Iterable[bytes] | bytes]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        backoff: float = self.base_delay * (2 ** (attempt - 1))
+        return min(backoff * (0.5 + random.random() / 2), self.max_delay)
+
+
+def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A verifying context: the given CA bundle, else SSL_CERT_FILE/SSL_CERT_DIR, else certifi."""
+    if ca_file is not None:
+        try:
+            return ssl.create_default_context(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load CA file {str(ca_file)!r}: {exc}") from None
+    return httpx.create_ssl_context()
+
+
+def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    parts = urlsplit(str(url))
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _message_of(response: httpx.Response) -> str:
+    """GitLab's error message ({"message": ...} or {"error": ...}), shortened to one line."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        text = response.text.strip()
+    else:
+        if isinstance(body, Mapping):
+            text = str(
+                body.get("message") or body.get("error_description") or body.get("error") or body
+            )
+        else:
+            text = str(body)
+    text = " ".join(text.split())
+    return text[:MAX_ERROR_BODY] + ("..." if len(text) > MAX_ERROR_BODY else "")
+
+
+class GitLabClient:
+    """One connection pool to one GitLab server. Use as a context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        on_retry: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.credential: Credential | None = settings.credential
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._on_retry = on_retry
+        self._home = origin(settings.api_url)
+        self.request_count = 0
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            verify=ssl_context(settings.ca_file),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+            transport=transport,
+            trust_env=False,  # proxies/netrc from the environment must not see our tokens
+        )
+
+    def __enter__(self) -> GitLabClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- URLs and credentials --------------------------------------------------------------
+
+    def api(self, path: str) -> str:
+        return self.settings.api_url + "/" + path.lstrip("/")
+
+    def _credential_headers(self, auth: Auth, url: str) -> dict[str, str]:
+        if auth is Auth.NONE or self.credential is None or origin(url) != self._home:
+            return {}
+        if auth is Auth.REST:
+            return self.credential.rest_headers()
+        if auth is Auth.BASIC:
+            username, password = self.credential.basic_auth()
+            pair = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+            return {"Authorization": f"Basic {pair}"}
+        if self.credential.kind is not TokenKind.PERSONAL:
+            raise AuthenticationError(
+                f"GitLab does not accept a {self.credential.description} on the GraphQL API",
+                status=401,
+                hint="use a personal, project or group access token with the read_api scope",
+            )
+        return {"Authorization": f"Bearer {self.credential.token.reveal()}"}
+
+    # --- requests -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: Auth = Auth.REST,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        body: BodyFactory | None = None,
+        stream: bool = False,
+        expected: Iterable[int] = (200, 201, 204),
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send with retries and hand-followed redirects; raise on an unexpected status.
+
+        With stream=True the caller must close the returned response.
+        """
+        expected_codes = set(expected)
+        attempts = self.retry.attempts if retry else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._send_following_redirects(
+                    method,
+                    url,
+                    auth=auth,
+                    params=params,
+                    headers=headers,
+                    json=json,
+                    body=body,
+                    stream=stream,
+                )
+            except httpx.TransportError as exc:
+                if attempt == attempts or not _is_retryable_transport_error(exc):
+                    raise _network_error(exc, url) from None
+                self._wait(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
+                continue
+            if response.status_code in expected_codes:
+                return response
+            if response.status_code in RETRY_STATUSES and attempt < attempts:
+                if stream:
+                    response.read()
+                    response.close()
+                self._wait(
+                    attempt,
+                    _retry_after(response),
+                    f"HTTP {response.status_code} on {method} {_path(url)}",
+                )
+                continue
+            if stream:
+                response.read()
+                response.close()
+            raise self._api_error(method, url, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, attempt: int, retry_after: float | None, what: str) -> None:
+        delay = self.retry.delay(attempt, retry_after)
+        if self._on_retry is not None:
+            self._on_retry(what, delay)
+        self._sleep(delay)
+
+    def _send_following_redirects(
+        self,
+        method: str,
+        url: str,
+        *,
+        auth: Auth,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        body: BodyFactory | None,
+        stream: bool,
+    ) -> httpx.Response:
+        current = url
+        current_params = params
+        for _ in range(MAX_REDIRECTS + 1):
+            all_headers = {**(headers or {}), **self._credential_headers(auth, current)}
+            content = body() if body is not None else None
+            request = self._http.build_request(
+                method,
+                current,
+                params=current_params,
+                headers=all_headers,
+                json=json,
+                content=content,
+            )
+            self.request_count += 1
+            response = self._http.send(request, stream=stream)
+            if not response.is_redirect or method not in {"GET", "HEAD"}:
+                return response
+            location = response.headers.get("Location", "")
+            response.close()
+            current = urljoin(str(request.url), location)
+            current_params = None
+            target = urlsplit(current)
+            if target.scheme == "http" and urlsplit(url).scheme == "https":
+                raise NetworkError(
+                    f"refusing a redirect from https to plain http ({target.hostname})"
+                )
+        raise NetworkError(f"too many redirects for {_path(url)}")
+
+    def _api_error(self, method: str, url: str, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        detail = _message_of(response)
+        what = f"{method} {_path(url)} answered {status}: {detail}"
+        if status in {401, 403}:
+            who = self.credential.description if self.credential else "no token"
+            return AuthenticationError(
+                what, status=status, hint=f"using a {who}" if self.credential else who
+            )
+        if status == 404:
+            return NotFoundError(
+                what, status=status, hint="not found, or not visible to this token"
+            )
+        return ApiError(what, status=status)
+
+    # --- conveniences ---------------------------------------------------------------------
+
+    def get_json(
+        self, path_or_url: str, params: Mapping[str, Any] | None = None, *, auth: Auth = Auth.REST
+    ) -> Any:
+        url = path_or_url if "://" in path_or_url else self.api(path_or_url)
+        response = self.request("GET", url, params=params, auth=auth, expected=(200,))
+        return _json(response, url)
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, *, per_page: int = 100
+    ) -> Iterator[Any]:
+        """Every item of an offset-paginated list, following `x-next-page` (never `x-total`)."""
+        query = {**(params or {}), "per_page": per_page, "page": 1}
+        while True:
+            response = self.request("GET", self.api(path), params=query, expected=(200,))
+            items = _json(response, path)
+            if not isinstance(items, list):
+                raise ApiError(f"GET {path}: expected a JSON list", status=response.status_code)
+            yield from items
+            next_page = response.headers.get("x-next-page", "")
+            if not next_page.strip():
+                return
+            query["page"] = int(next_page)
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
+        response = self.request(
+            "POST",
+            self.settings.graphql_url,
+            auth=Auth.GRAPHQL,
+            json={"query": query, "variables": dict(variables or {})},
+            expected=(200,),
+        )
+        payload = _json(response, "GraphQL")
+        if not isinstance(payload, Mapping):
+            raise ApiError("GraphQL: the answer is not a JSON object", status=response.status_code)
+        errors = payload.get("errors")
+        if errors:
+            first = (
+                errors[0].get("message", errors[0])
+                if isinstance(errors, list) and errors
+                else errors
+            )
+            raise ApiError(f"GraphQL error: {first}", status=response.status_code)
+        return payload.get("data")
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ApiError(
+            f"{_path(what)}: the answer is not JSON", status=response.status_code
+        ) from None
+
+
+def _path(url: str) -> str:
+    """A URL without its query string, for messages (queries may carry search terms)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else url
+
+
+def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
+    if isinstance(exc, httpx.ConnectError) and _tls_failure(exc):
+        return False
+    return isinstance(exc, httpx.TransportError)
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _network_error(exc: httpx.TransportError, url: str) -> NetworkError:
+    host = urlsplit(url).netloc
+    if _tls_failure(exc):
+        return TLSError(
+            f"TLS verification failed for {host}",
+            hint="pass --ca-file PEM, set certificates.<repo>.cert in Poetry, or set SSL_CERT_FILE",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkError(f"timed out talking to {host}")
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(f"cannot connect to {host}", hint="check --host and the network")
+    return NetworkError(f"connection to {host} failed: {type(exc).__name__}")
+
+
+def file_chunks(path: Path, chunk_size: int = 1 << 20) -> BodyFactory:
+    """A body factory streaming a file in chunks (constant memory), restartable for retries."""
+
+    def chunks() -> Iterator[bytes]:
+        with path.open("rb") as handle:
+            while block := handle.read(chunk_size):
+                yield block
+
+    return chunks

@@ -96,7 +96,9 @@ def test_pip_install_into_the_environment_that_runs_poetry(
 def test_poetry_self_add(tmp_path: Path, plugin_wheel: Path, poetry_cli: PoetryCli) -> None:
     poetry = fresh_poetry(tmp_path / "env")
     assert "gitlab-release" not in run(poetry, poetry_cli, "list", cwd=tmp_path).stdout
-    run(poetry, poetry_cli, "self", "show", cwd=tmp_path)  # writes Poetry's self project (no lock yet)
+    run(
+        poetry, poetry_cli, "self", "show", cwd=tmp_path
+    )  # writes Poetry's self project (no lock yet)
     assert (poetry_cli.config_dir / "pyproject.toml").is_file()
     with (poetry_cli.config_dir / "pyproject.toml").open("a") as handle:
         handle.write(SIMPLE_SOURCE)

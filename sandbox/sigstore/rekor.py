@@ -14,7 +14,7 @@ import json
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import rfc8785
@@ -197,6 +197,7 @@ class LogEntry:
     body: bytes  # canonical JSON
     integrated_time: int
     kind: str
+    signed_entry_timestamp: bytes = b""
 
 
 class RekorLog:
@@ -210,6 +211,7 @@ class RekorLog:
         self.tree = MerkleTree()
         self.entries: list[LogEntry] = []
         self._by_uuid: dict[str, LogEntry] = {}
+        self._checkpoints: dict[int, str] = {}  # one signed tree head per size, as Rekor caches
         self._lock = threading.Lock()
 
     @property
@@ -234,6 +236,7 @@ class RekorLog:
                 )
             index = self.tree.append(body)
             entry = LogEntry(index, uuid, body, int(time.time()), str(canonical["kind"]))
+            entry = replace(entry, signed_entry_timestamp=self.signed_entry_timestamp(entry))
             self.entries.append(entry)
             self._by_uuid[uuid] = entry
             return self.entry_id(entry), self._render(entry, len(self.entries))
@@ -258,9 +261,14 @@ class RekorLog:
 
     def checkpoint(self, size: int, root: bytes) -> str:
         """A signed note: origin, size, base64 root; one signature line with a key hint."""
+        cached = self._checkpoints.get(size)
+        if cached is not None:
+            return cached
         note = f"{self.origin}\n{size}\n{b64(root)}\n"
         signature = ecdsa_sha256(self.key, note.encode())
-        return f"{note}\n\u2014 {self.origin_name} {b64(self.log_id[:4] + signature)}\n"
+        signed = f"{note}\n\u2014 {self.origin_name} {b64(self.log_id[:4] + signature)}\n"
+        self._checkpoints[size] = signed
+        return signed
 
     def log_info(self) -> dict[str, Any]:
         with self._lock:
@@ -307,6 +315,6 @@ class RekorLog:
                     "rootHash": root.hex(),
                     "treeSize": size,
                 },
-                "signedEntryTimestamp": b64(self.signed_entry_timestamp(entry)),
+                "signedEntryTimestamp": b64(entry.signed_entry_timestamp),
             },
         }

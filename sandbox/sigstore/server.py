@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,7 +179,29 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, port: int, services: Services) -> None:
         self.services = services
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Drop kept-alive client connections, as a service going down would."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class HTTPFront:
@@ -221,6 +244,7 @@ class HTTPFront:
         if self.running:
             self._server.shutdown()
         self._server.server_close()
+        self._server.close_connections()
         self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -234,7 +234,7 @@ class HTTPFront:
             self._bind()
         assert self._server is not None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sigstore-standin:{self.port}", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=f"sigstore-standin:{self.port}", daemon=True
         )
         self._thread.start()
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+from typing_extensions import Self
 
 from sandbox.sigstore.ca import CertificateAuthority
 from sandbox.sigstore.ct import CTLog
@@ -68,7 +69,9 @@ class SigstoreStandIn:
         self._services = Services(self.fulcio, self.rekor, self.minter, self.faults)
         self._front.attach(self._services)
         self._own_state_dir = state_dir is None
-        self.state_dir = Path(tempfile.mkdtemp(prefix="sigstore-standin-")) if state_dir is None else state_dir
+        self.state_dir = (
+            Path(tempfile.mkdtemp(prefix="sigstore-standin-")) if state_dir is None else state_dir
+        )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.trust_config_path = self.state_dir / TRUST_CONFIG_FILENAME
         self.trust_config_path.write_text(self.trust_config_json(), encoding="utf-8")
@@ -76,7 +79,7 @@ class SigstoreStandIn:
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> SigstoreStandIn:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -174,7 +177,9 @@ class SigstoreStandIn:
         parts = urlsplit(server)
         project_path = str(c["project_path"])
         ref_uri = str(c.get("ci_config_ref_uri", ""))
-        config_path = ref_uri.split("//", 1)[1].rsplit("@", 1)[0] if "//" in ref_uri else ".gitlab-ci.yml"
+        config_path = (
+            ref_uri.split("//", 1)[1].rsplit("@", 1)[0] if "//" in ref_uri else ".gitlab-ci.yml"
+        )
         project_url = f"{server}/{project_path}"
         namespace = project_path.rsplit("/", 1)[0] if "/" in project_path else project_path
         env = {

@@ -11,6 +11,7 @@ until interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import signal
@@ -81,9 +82,7 @@ def main(argv: list[str]) -> int:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, _on_signal)
             signal.signal(signal.SIGTERM, _on_signal)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     print("sigstore stand-in stopped", file=sys.stderr)
     return 0

@@ -177,7 +177,9 @@ class Fulcio:
         key = self._requested_key(request, subject=str(claims["sub"]))
 
         san, extensions = gitlab_profile(claims, self.template_url or str(claims["iss"]))
-        leaf = self.ca.issue_leaf(key, san_uri=san, issuer=str(claims["iss"]), extensions=extensions)
+        leaf = self.ca.issue_leaf(
+            key, san_uri=san, issuer=str(claims["iss"]), extensions=extensions
+        )
         with self._lock:
             self.issued.append(IssuedCertificate(leaf, claims))
         pems = [leaf.public_bytes(serialization.Encoding.PEM).decode(), *self.ca.chain_pem()]

@@ -124,18 +124,17 @@ class TokenMinter:
 
         Raises `jwt.InvalidTokenError` on any failure.
         """
-        options: dict[str, Any] = {
-            "require": ["iss", "sub", "aud", "exp", "iat"],
-            "verify_nbf": False,  # checked below with go-oidc's skew
-            "verify_iat": False,  # go-oidc does not check `iat`
-        }
         claims: dict[str, Any] = jwt.decode(
             token,
             self.key.public_key(),
             algorithms=["ES256"],
             audience=audience,
             issuer=self.issuer,
-            options=options,
+            options={
+                "require": ["iss", "sub", "aud", "exp", "iat"],
+                "verify_nbf": False,  # checked below with go-oidc's skew
+                "verify_iat": False,  # go-oidc does not check `iat`
+            },
             leeway=0,
         )
         current = time.time() if now is None else now

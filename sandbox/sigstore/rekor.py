@@ -241,7 +241,9 @@ class RekorLog:
             self._by_uuid[uuid] = entry
             return self.entry_id(entry), self._render(entry, len(self.entries))
 
-    def get(self, *, uuid: str | None = None, index: int | None = None) -> tuple[str, dict[str, Any]]:
+    def get(
+        self, *, uuid: str | None = None, index: int | None = None
+    ) -> tuple[str, dict[str, Any]]:
         with self._lock:
             entry: LogEntry | None = None
             if uuid is not None:
@@ -292,7 +294,7 @@ class RekorLog:
         )
 
     def signed_entry_timestamp(self, entry: LogEntry) -> bytes:
-        payload = {
+        payload: dict[str, str | int] = {
             "body": b64(entry.body),
             "integratedTime": entry.integrated_time,
             "logID": self.log_id.hex(),

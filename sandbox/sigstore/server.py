@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -51,11 +52,17 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean; requests are recorded in Services.requests
 
-    def _send(self, status: int, body: Any, *, headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -78,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         return False
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         services = self.server.services
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
@@ -88,7 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/api/v1/log":
                 self._send(200, services.rekor.log_info())
             elif path == "/api/v1/log/publicKey":
-                self._send(200, services.rekor.public_key_pem(), content_type="application/x-pem-file")
+                self._send(
+                    200, services.rekor.public_key_pem(), content_type="application/x-pem-file"
+                )
             elif path == "/api/v1/log/entries":
                 raw = parse_qs(parts.query).get("logIndex", [""])[0]
                 if not raw.isdigit():
@@ -110,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
         except RekorError as exc:
             self._send(exc.status, exc.body(), headers=exc.headers)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         services = self.server.services
         path = urlsplit(self.path).path.rstrip("/")
         body = self._body()
@@ -198,10 +207,8 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class HTTPFront:
@@ -234,7 +241,10 @@ class HTTPFront:
             self._bind()
         assert self._server is not None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=f"sigstore-standin:{self.port}", daemon=True
+            target=self._server.serve_forever,
+            args=(0.05,),
+            name=f"sigstore-standin:{self.port}",
+            daemon=True,
         )
         self._thread.start()
 

@@ -26,10 +26,14 @@ def _env(tmp_path: Path, extra: dict[str, str]) -> dict[str, str]:
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        args, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
-def test_sigstore_cli_sign_and_verify_identity(sigstore_standin_fresh: SigstoreStandIn, tmp_path: Path) -> None:
+def test_sigstore_cli_sign_and_verify_identity(
+    sigstore_standin_fresh: SigstoreStandIn, tmp_path: Path
+) -> None:
     standin = sigstore_standin_fresh
     files = []
     for name in ("a.txt", "b.txt", "c.txt"):
@@ -51,7 +55,9 @@ def test_sigstore_cli_sign_and_verify_identity(sigstore_standin_fresh: SigstoreS
     assert ok.returncode == 0, ok.stderr
     assert ok.stderr.count("OK: ") == 3
 
-    wrong = _run([*verify, "--cert-identity", identity.replace("v1.0.0", "v9"), "a.txt"], env, tmp_path)
+    wrong = _run(
+        [*verify, "--cert-identity", identity.replace("v1.0.0", "v9"), "a.txt"], env, tmp_path
+    )
     assert wrong.returncode != 0
     assert "FAIL" in wrong.stderr
 
@@ -63,8 +69,20 @@ def test_sigstore_cli_sign_and_verify_identity(sigstore_standin_fresh: SigstoreS
 @pytest.fixture
 def sandbox_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "sigstore", "--issuer", "http://127.0.0.1:18090",
-         "--state-dir", str(tmp_path / "state"), "--ref", "main", "--ref-type", "branch"],
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "sigstore",
+            "--issuer",
+            "http://127.0.0.1:18090",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--ref",
+            "main",
+            "--ref-type",
+            "branch",
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -77,7 +95,7 @@ def sandbox_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dic
         if line.rstrip("\n") == READY_LINE:
             break
         assert line.startswith("export ")
-        name, _, value = line[len("export "):].rstrip("\n").partition("=")
+        name, _, value = line[len("export ") :].rstrip("\n").partition("=")
         exported[name] = value.strip("'")
     try:
         yield proc, exported
@@ -86,7 +104,9 @@ def sandbox_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dic
         proc.wait(timeout=10)
 
 
-def test_python_m_sandbox_sigstore(sandbox_process: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path) -> None:
+def test_python_m_sandbox_sigstore(
+    sandbox_process: tuple[subprocess.Popen[str], dict[str, str]], tmp_path: Path
+) -> None:
     proc, exported = sandbox_process
     assert proc.poll() is None
     assert exported["GITLAB_CI"] == "true"
@@ -100,15 +120,28 @@ def test_python_m_sandbox_sigstore(sandbox_process: tuple[subprocess.Popen[str],
     assert claims["sha"] == exported["CI_COMMIT_SHA"] and claims["job_id"] == exported["CI_JOB_ID"]
     assert claims["iss"] == exported["SIGSTORE_OIDC_ISSUER"] == "http://127.0.0.1:18090"
     trust_config = exported["SIGSTORE_TRUST_CONFIG"]
-    assert json.loads(Path(trust_config).read_text())["signingConfig"]["caUrls"][0]["url"] == exported["SIGSTORE_STANDIN_URL"]
+    assert (
+        json.loads(Path(trust_config).read_text())["signingConfig"]["caUrls"][0]["url"]
+        == exported["SIGSTORE_STANDIN_URL"]
+    )
 
     (tmp_path / "x.bin").write_bytes(b"x")
     env = _env(tmp_path, exported)
     signed = _run([*SIGSTORE, "--trust-config", trust_config, "sign", "x.bin"], env, tmp_path)
     assert signed.returncode == 0, signed.stderr
     verified = _run(
-        [*SIGSTORE, "--trust-config", trust_config, "verify", "identity", "--cert-identity", identity,
-         "--cert-oidc-issuer", exported["SIGSTORE_OIDC_ISSUER"], "x.bin"],
+        [
+            *SIGSTORE,
+            "--trust-config",
+            trust_config,
+            "verify",
+            "identity",
+            "--cert-identity",
+            identity,
+            "--cert-oidc-issuer",
+            exported["SIGSTORE_OIDC_ISSUER"],
+            "x.bin",
+        ],
         env,
         tmp_path,
     )

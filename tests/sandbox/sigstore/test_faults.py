@@ -14,7 +14,9 @@ from sandbox.sigstore import SigstoreStandIn
 
 
 def _ctx(standin: SigstoreStandIn) -> SigningContext:
-    return SigningContext.from_trust_config(ClientTrustConfig.from_json(standin.trust_config_json()))
+    return SigningContext.from_trust_config(
+        ClientTrustConfig.from_json(standin.trust_config_json())
+    )
 
 
 def test_rekor_5xx_then_recovers(sigstore_standin_fresh: SigstoreStandIn) -> None:
@@ -25,12 +27,16 @@ def test_rekor_5xx_then_recovers(sigstore_standin_fresh: SigstoreStandIn) -> Non
             with pytest.raises(RekorClientError):
                 signer.sign_artifact(b"payload")
         bundle = signer.sign_artifact(b"payload")
-    assert [status for _, path, status in standin.requests if path.startswith("/api/v1")] == [503, 503, 201]
+    assert [status for _, path, status in standin.requests if path.startswith("/api/v1")] == [
+        503,
+        503,
+        201,
+    ]
     assert len(standin.rekor_entries) == 1
     identity = standin.expected_identity(standin.mint_token())
-    Verifier(trusted_root=ClientTrustConfig.from_json(standin.trust_config_json()).trusted_root).verify_artifact(
-        b"payload", bundle, policy.Identity(identity=identity, issuer=standin.issuer)
-    )
+    Verifier(
+        trusted_root=ClientTrustConfig.from_json(standin.trust_config_json()).trusted_root
+    ).verify_artifact(b"payload", bundle, policy.Identity(identity=identity, issuer=standin.issuer))
 
 
 def test_rekor_fail_first_constructor(sigstore_standin_factory: object) -> None:
@@ -51,9 +57,9 @@ def test_fulcio_5xx(sigstore_standin_fresh: SigstoreStandIn) -> None:
 
     standin = sigstore_standin_fresh
     standin.fail_fulcio(1, status=502)
+    signing = _ctx(standin).signer(IdentityToken(standin.mint_token()), cache=True)
     with pytest.raises(FulcioClientError):
-        with _ctx(standin).signer(IdentityToken(standin.mint_token()), cache=True):
-            pass
+        signing.__enter__()
     assert standin.fulcio_requests == 0
     with _ctx(standin).signer(IdentityToken(standin.mint_token()), cache=True) as signer:
         signer.sign_artifact(b"a")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -27,11 +28,15 @@ def standin() -> Iterator[SigstoreStandIn]:
 
 
 def _csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def _post(standin: SigstoreStandIn, token: str | None, body: dict[str, object]) -> httpx.Response:
+def _post(standin: SigstoreStandIn, token: str | None, body: dict[str, Any]) -> httpx.Response:
     headers = {"Accept": "application/pem-certificate-chain"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -43,24 +48,40 @@ def _csr_body(pem: bytes) -> dict[str, object]:
 
 
 def test_issues_chain_of_three(standin: SigstoreStandIn) -> None:
-    response = _post(standin, standin.mint_token(), _csr_body(_csr(ec.generate_private_key(ec.SECP256R1()))))
+    response = _post(
+        standin, standin.mint_token(), _csr_body(_csr(ec.generate_private_key(ec.SECP256R1())))
+    )
     assert response.status_code == 200
     chain = response.json()["signedCertificateEmbeddedSct"]["chain"]["certificates"]
     leaf, intermediate, root = (x509.load_pem_x509_certificate(c.encode()) for c in chain)
     assert leaf.issuer == intermediate.subject and intermediate.issuer == root.subject
-    assert len(leaf.extensions.get_extension_for_class(x509.PrecertificateSignedCertificateTimestamps).value) == 1
+    assert (
+        len(
+            leaf.extensions.get_extension_for_class(
+                x509.PrecertificateSignedCertificateTimestamps
+            ).value
+        )
+        == 1
+    )
 
 
 def test_public_key_request_with_proof_of_possession(standin: SigstoreStandIn) -> None:
     token = standin.mint_token()
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     subject = standin.token_claims(token)["sub"]
     good = key.sign(subject.encode(), ec.ECDSA(hashes.SHA256()))
-    body = {"publicKeyRequest": {"publicKey": {"algorithm": "ECDSA", "content": pem.decode()}, "proofOfPossession": base64.b64encode(good).decode()}}
+    body: dict[str, Any] = {
+        "publicKeyRequest": {
+            "publicKey": {"algorithm": "ECDSA", "content": pem.decode()},
+            "proofOfPossession": base64.b64encode(good).decode(),
+        }
+    }
     assert _post(standin, token, body).status_code == 200
     bad = key.sign(b"something else", ec.ECDSA(hashes.SHA256()))
-    body["publicKeyRequest"]["proofOfPossession"] = base64.b64encode(bad).decode()  # type: ignore[index]
+    body["publicKeyRequest"]["proofOfPossession"] = base64.b64encode(bad).decode()
     response = _post(standin, token, body)
     assert response.status_code == 400
     assert response.json() == {"code": 3, "message": INVALID_SIGNATURE, "details": []}
@@ -74,7 +95,14 @@ def test_missing_bearer_is_unauthenticated(standin: SigstoreStandIn) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["expired", "wrong audience", "unknown issuer", "garbage", "no ci_config_ref_uri", "not yet valid"],
+    [
+        "expired",
+        "wrong audience",
+        "unknown issuer",
+        "garbage",
+        "no ci_config_ref_uri",
+        "not yet valid",
+    ],
 )
 def test_bad_tokens_are_refused(standin: SigstoreStandIn, case: str) -> None:
     import time
@@ -101,7 +129,9 @@ def test_bad_tokens_are_refused(standin: SigstoreStandIn, case: str) -> None:
 
 def test_csr_with_broken_signature_is_refused(standin: SigstoreStandIn) -> None:
     der = bytearray(
-        x509.load_pem_x509_csr(_csr(ec.generate_private_key(ec.SECP256R1()))).public_bytes(serialization.Encoding.DER)
+        x509.load_pem_x509_csr(_csr(ec.generate_private_key(ec.SECP256R1()))).public_bytes(
+            serialization.Encoding.DER
+        )
     )
     der[-1] ^= 0x01  # last byte of the ECDSA `s` integer: still DER, no longer a valid signature
     pem = x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM)

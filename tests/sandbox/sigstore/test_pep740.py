@@ -18,7 +18,9 @@ from sigstore.verify import Verifier, policy
 from sandbox.sigstore import SigstoreStandIn
 
 
-def test_attestation_sign_and_verify_dsse(sigstore_standin: SigstoreStandIn, tmp_path: Path) -> None:
+def test_attestation_sign_and_verify_dsse(
+    sigstore_standin: SigstoreStandIn, tmp_path: Path
+) -> None:
     standin = sigstore_standin  # issuer https://gitlab.com, so GitLabPublisher's policy applies
     dist_path = tmp_path / "hello_package-1.0.0.tar.gz"
     dist_path.write_bytes(b"sdist contents")
@@ -35,18 +37,27 @@ def test_attestation_sign_and_verify_dsse(sigstore_standin: SigstoreStandIn, tmp
 
     verifier = Verifier(trusted_root=trust.trusted_root)
     identity = "https://gitlab.com/demo-group/hello-package//.gitlab-ci.yml@refs/heads/main"
-    payload_type, payload = verifier.verify_dsse(bundle, policy.Identity(identity=identity, issuer="https://gitlab.com"))
+    payload_type, payload = verifier.verify_dsse(
+        bundle, policy.Identity(identity=identity, issuer="https://gitlab.com")
+    )
     assert payload_type == "application/vnd.in-toto+json"
     statement = Statement(payload)
     subject = json.loads(payload)["subject"][0]
-    assert subject == {"name": dist.name, "digest": {"sha256": hashlib.sha256(b"sdist contents").hexdigest()}}
+    assert subject == {
+        "name": dist.name,
+        "digest": {"sha256": hashlib.sha256(b"sdist contents").hexdigest()},
+    }
     assert json.loads(payload)["predicateType"] == "https://docs.pypi.org/attestations/publish/v1"
     assert statement is not None
 
-    publisher_policy = GitLabPublisher(repository="demo-group/hello-package", workflow_filepath=".gitlab-ci.yml")._as_policy()
+    publisher_policy = GitLabPublisher(
+        repository="demo-group/hello-package", workflow_filepath=".gitlab-ci.yml"
+    )._as_policy()
     verifier.verify_dsse(bundle, publisher_policy)
     assert attestation.certificate_claims["1.3.6.1.4.1.57264.1.14"] == "refs/heads/main"
 
-    wrong = GitLabPublisher(repository="demo-group/other", workflow_filepath=".gitlab-ci.yml")._as_policy()
+    wrong = GitLabPublisher(
+        repository="demo-group/other", workflow_filepath=".gitlab-ci.yml"
+    )._as_policy()
     with pytest.raises(VerificationError):
         verifier.verify_dsse(bundle, wrong)

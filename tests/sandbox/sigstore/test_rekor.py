@@ -74,7 +74,9 @@ def _naive_root(leaves: list[bytes]) -> bytes:
 
 def _rekor_key(standin: SigstoreStandIn) -> ec.EllipticCurvePublicKey:
     root = json.loads(standin.trust_config_json())["trustedRoot"]
-    key = serialization.load_der_public_key(base64.b64decode(root["tlogs"][0]["publicKey"]["rawBytes"]))
+    key = serialization.load_der_public_key(
+        base64.b64decode(root["tlogs"][0]["publicKey"]["rawBytes"])
+    )
     assert isinstance(key, ec.EllipticCurvePublicKey)
     return key
 
@@ -96,7 +98,9 @@ def test_inclusion_proofs_checkpoints_and_sets_independently(
 ) -> None:
     key = _rekor_key(standin)
     key_id = hashlib.sha256(
-        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     ).digest()
     for bundle in bundles:
         entry = json.loads(bundle.to_json())["verificationMaterial"]["tlogEntries"][0]
@@ -129,19 +133,25 @@ def test_inclusion_proofs_checkpoints_and_sets_independently(
         assert int(entry["integratedTime"]) <= cert.not_valid_after_utc.timestamp()
 
 
-def test_whole_log_root_matches_signed_tree_head(standin: SigstoreStandIn, bundles: list[Bundle]) -> None:
+def test_whole_log_root_matches_signed_tree_head(
+    standin: SigstoreStandIn, bundles: list[Bundle]
+) -> None:
     info = httpx.get(f"{standin.url}/api/v1/log").json()
     size = info["treeSize"]
     assert size == len(standin.rekor_entries) >= len(bundles)
     leaves = []
     for i in range(size):
-        (entry,) = httpx.get(f"{standin.url}/api/v1/log/entries", params={"logIndex": i}).json().values()
+        (entry,) = (
+            httpx.get(f"{standin.url}/api/v1/log/entries", params={"logIndex": i}).json().values()
+        )
         assert entry["logIndex"] == i
         leaves.append(_leaf(base64.b64decode(entry["body"])))
     assert _naive_root(leaves).hex() == info["rootHash"]
     key = _rekor_key(standin)
     key_id = hashlib.sha256(
-        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     ).digest()
     _, note_size, note_root = _check_note(info["signedTreeHead"], key, key_id)
     assert note_size == size and note_root.hex() == info["rootHash"]
@@ -150,13 +160,21 @@ def test_whole_log_root_matches_signed_tree_head(standin: SigstoreStandIn, bundl
 
 def test_hashedrekord_body_is_rekor_canonical(bundles: list[Bundle]) -> None:
     bundle = bundles[0]
-    body = json.loads(base64.b64decode(json.loads(bundle.to_json())["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"]))
+    body = json.loads(
+        base64.b64decode(
+            json.loads(bundle.to_json())["verificationMaterial"]["tlogEntries"][0][
+                "canonicalizedBody"
+            ]
+        )
+    )
     cert_pem = bundle.signing_certificate.public_bytes(serialization.Encoding.PEM)
     assert body == {
         "apiVersion": "0.0.1",
         "kind": "hashedrekord",
         "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(b"artifact 0").hexdigest()}},
+            "data": {
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(b"artifact 0").hexdigest()}
+            },
             "signature": {
                 "content": base64.b64encode(bundle.signature).decode(),
                 "publicKey": {"content": base64.b64encode(cert_pem).decode()},
@@ -165,7 +183,9 @@ def test_hashedrekord_body_is_rekor_canonical(bundles: list[Bundle]) -> None:
     }
 
 
-def test_entry_lookups_through_the_real_client(standin: SigstoreStandIn, bundles: list[Bundle]) -> None:
+def test_entry_lookups_through_the_real_client(
+    standin: SigstoreStandIn, bundles: list[Bundle]
+) -> None:
     client = RekorClient(standin.url)
     info = client.log.get()
     assert info.tree_size == len(standin.rekor_entries)
@@ -183,7 +203,9 @@ def test_entry_lookups_through_the_real_client(standin: SigstoreStandIn, bundles
     assert httpx.get(f"{standin.url}/api/v1/log/entries/{entry_id}").json() == raw
 
 
-def test_retrieve_finds_the_entry_for_materials(standin: SigstoreStandIn, bundles: list[Bundle]) -> None:
+def test_retrieve_finds_the_entry_for_materials(
+    standin: SigstoreStandIn, bundles: list[Bundle]
+) -> None:
     from sigstore._internal.rekor import _hashedrekord_from_parts
     from sigstore.hashes import Hashed
     from sigstore_models.common.v1 import HashAlgorithm
@@ -216,7 +238,9 @@ def _proposed(bundle: Bundle, data: bytes) -> dict[str, object]:
 
 def test_duplicate_entry_conflicts(standin: SigstoreStandIn, bundles: list[Bundle]) -> None:
     size = len(standin.rekor_entries)
-    response = httpx.post(f"{standin.url}/api/v1/log/entries", json=_proposed(bundles[1], b"artifact 1"))
+    response = httpx.post(
+        f"{standin.url}/api/v1/log/entries", json=_proposed(bundles[1], b"artifact 1")
+    )
     assert response.status_code == 409
     assert response.json()["code"] == 409
     assert response.headers["Location"].startswith("/api/v1/log/entries/")
@@ -227,7 +251,9 @@ def test_duplicate_entry_conflicts(standin: SigstoreStandIn, bundles: list[Bundl
     "mutate",
     ["bad signature", "bad hash length", "unknown kind", "not base64"],
 )
-def test_invalid_entries_are_rejected(standin: SigstoreStandIn, bundles: list[Bundle], mutate: str) -> None:
+def test_invalid_entries_are_rejected(
+    standin: SigstoreStandIn, bundles: list[Bundle], mutate: str
+) -> None:
     proposed = _proposed(bundles[0], b"artifact 0")
     spec = proposed["spec"]
     assert isinstance(spec, dict)
@@ -247,5 +273,8 @@ def test_invalid_entries_are_rejected(standin: SigstoreStandIn, bundles: list[Bu
 
 
 def test_unknown_entry_is_404(standin: SigstoreStandIn) -> None:
-    assert httpx.get(f"{standin.url}/api/v1/log/entries", params={"logIndex": 10_000}).status_code == 404
+    assert (
+        httpx.get(f"{standin.url}/api/v1/log/entries", params={"logIndex": 10_000}).status_code
+        == 404
+    )
     assert httpx.get(f"{standin.url}/api/v1/log/entries/{'0' * 64}").status_code == 404

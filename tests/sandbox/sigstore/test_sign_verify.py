@@ -32,17 +32,23 @@ def standin() -> Iterator[SigstoreStandIn]:
 
 
 def _context(standin: SigstoreStandIn) -> SigningContext:
-    return SigningContext.from_trust_config(ClientTrustConfig.from_json(standin.trust_config_json()))
+    return SigningContext.from_trust_config(
+        ClientTrustConfig.from_json(standin.trust_config_json())
+    )
 
 
-def _sign(standin: SigstoreStandIn, token: IdentityToken | str, files: dict[str, bytes]) -> dict[str, Bundle]:
+def _sign(
+    standin: SigstoreStandIn, token: IdentityToken | str, files: dict[str, bytes]
+) -> dict[str, Bundle]:
     identity = token if isinstance(token, IdentityToken) else IdentityToken(token)
     with _context(standin).signer(identity, cache=True) as signer:
         return {name: signer.sign_artifact(data) for name, data in files.items()}
 
 
 def _verifier(standin: SigstoreStandIn) -> Verifier:
-    return Verifier(trusted_root=ClientTrustConfig.from_json(standin.trust_config_json()).trusted_root)
+    return Verifier(
+        trusted_root=ClientTrustConfig.from_json(standin.trust_config_json()).trusted_root
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +112,9 @@ def test_verify_with_identity_policy(standin: SigstoreStandIn, signed: Signed) -
     _, bundles, _ = signed
     verifier = _verifier(standin)
     for name, bundle in bundles.items():
-        verifier.verify_artifact(FILES[name], bundle, policy.Identity(identity=IDENTITY, issuer=GITLAB))
+        verifier.verify_artifact(
+            FILES[name], bundle, policy.Identity(identity=IDENTITY, issuer=GITLAB)
+        )
 
 
 def test_verify_with_gitlab_extension_policies(standin: SigstoreStandIn, signed: Signed) -> None:
@@ -134,18 +142,30 @@ def test_verify_with_gitlab_extension_policies(standin: SigstoreStandIn, signed:
 @pytest.mark.parametrize(
     ("case", "verification_policy"),
     [
-        ("wrong ref", policy.Identity(identity=IDENTITY.replace("v1.0.0", "v2.0.0"), issuer=GITLAB)),
+        (
+            "wrong ref",
+            policy.Identity(identity=IDENTITY.replace("v1.0.0", "v2.0.0"), issuer=GITLAB),
+        ),
         ("wrong ref (extension)", policy.OIDCSourceRepositoryRef("refs/heads/main")),
-        ("wrong project", policy.Identity(identity=IDENTITY.replace("hello-package", "other"), issuer=GITLAB)),
+        (
+            "wrong project",
+            policy.Identity(identity=IDENTITY.replace("hello-package", "other"), issuer=GITLAB),
+        ),
         ("wrong project (extension)", policy.OIDCSourceRepositoryURI(f"{GITLAB}/demo-group/other")),
         ("wrong issuer", policy.Identity(identity=IDENTITY, issuer="https://gitlab.com")),
         ("trailing slash issuer", policy.Identity(identity=IDENTITY, issuer=GITLAB + "/")),
-        ("single slash", policy.Identity(identity=IDENTITY.replace("//.gitlab", "/.gitlab"), issuer=GITLAB)),
+        (
+            "single slash",
+            policy.Identity(identity=IDENTITY.replace("//.gitlab", "/.gitlab"), issuer=GITLAB),
+        ),
         ("wrong issuer (v2)", policy.OIDCIssuerV2("https://gitlab.com")),
     ],
 )
 def test_policy_mismatch_fails(
-    standin: SigstoreStandIn, signed: Signed, case: str, verification_policy: policy.VerificationPolicy
+    standin: SigstoreStandIn,
+    signed: Signed,
+    case: str,
+    verification_policy: policy.VerificationPolicy,
 ) -> None:
     _, bundles, _ = signed
     with pytest.raises(VerificationError):
@@ -178,11 +198,10 @@ def test_production_trusted_root_rejects(signed: Signed, sigstore_isolated_cache
 
 def test_other_standin_root_rejects(signed: Signed) -> None:
     _, bundles, _ = signed
-    with SigstoreStandIn(issuer=GITLAB) as other:
-        with pytest.raises(VerificationError):
-            _verifier(other).verify_artifact(
-                FILES["a.whl"], bundles["a.whl"], policy.Identity(identity=IDENTITY, issuer=GITLAB)
-            )
+    with SigstoreStandIn(issuer=GITLAB) as other, pytest.raises(VerificationError):
+        _verifier(other).verify_artifact(
+            FILES["a.whl"], bundles["a.whl"], policy.Identity(identity=IDENTITY, issuer=GITLAB)
+        )
 
 
 def test_branch_custom_config_other_project(standin: SigstoreStandIn) -> None:
@@ -220,7 +239,9 @@ def test_large_input_as_prehash(standin: SigstoreStandIn) -> None:
     hashed = Hashed(digest=hashlib.sha256(data).digest(), algorithm=HashAlgorithm.SHA2_256)
     with _context(standin).signer(IdentityToken(standin.mint_token()), cache=True) as signer:
         bundle = signer.sign_artifact(hashed)
-    _verifier(standin).verify_artifact(data, bundle, policy.Identity(identity=IDENTITY, issuer=GITLAB))
+    _verifier(standin).verify_artifact(
+        data, bundle, policy.Identity(identity=IDENTITY, issuer=GITLAB)
+    )
 
 
 def test_expired_token_fails_at_fulcio(standin: SigstoreStandIn) -> None:
@@ -231,20 +252,25 @@ def test_expired_token_fails_at_fulcio(standin: SigstoreStandIn) -> None:
     # Valid when the client reads it, expired (by Fulcio's clock, no leeway) when posted.
     now = time.time()
     exp = int(now) + 1
+    start = int(now)
     identity = IdentityToken(standin.mint_token(issued_at=exp - 60, lifetime=60))
     time.sleep(exp - now + 0.05)
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(key, hashes.SHA256())
+    )
     before = standin.fulcio_requests
     with pytest.raises(FulcioClientError):
         FulcioClient(standin.url).signing_cert.post(csr, identity)
     assert standin.fulcio_requests == before + 1
     # A long-expired token is refused by the client before any request.
     with pytest.raises(IdentityError):
-        IdentityToken(standin.mint_token(issued_at=now - 4000, lifetime=300))
+        IdentityToken(standin.mint_token(issued_at=start - 4000, lifetime=300))
 
 
 def test_other_audience_fails_at_fulcio(standin: SigstoreStandIn) -> None:
@@ -260,7 +286,9 @@ def test_other_audience_fails_at_fulcio(standin: SigstoreStandIn) -> None:
 def test_list_audience_containing_sigstore_is_accepted(standin: SigstoreStandIn) -> None:
     token = standin.mint_token(audience=["sigstore", "other"])
     bundle = _sign(standin, token, {"x": b"x"})["x"]
-    _verifier(standin).verify_artifact(b"x", bundle, policy.Identity(identity=IDENTITY, issuer=GITLAB))
+    _verifier(standin).verify_artifact(
+        b"x", bundle, policy.Identity(identity=IDENTITY, issuer=GITLAB)
+    )
 
 
 def test_token_from_unknown_issuer_fails_at_fulcio(standin: SigstoreStandIn) -> None:

@@ -11,6 +11,7 @@ uploads are per stand-in and atomic.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from types import TracebackType
 
@@ -48,6 +49,7 @@ class GitLabStandIn:
         rate_limit: int | None = None,
         generic_duplicates_allowed: bool = True,
         graphql_enabled: bool = True,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.scenario = scenario if scenario is not None else Scenario.default()
         self.tokens = Tokens.create()
@@ -63,7 +65,9 @@ class GitLabStandIn:
             generic_duplicates_allowed=generic_duplicates_allowed,
             graphql_enabled=graphql_enabled,
         )
-        self._server = make_server(self.app, port)
+        # tls_context: serve HTTPS with this server-side context (e.g. from trustme); url,
+        # api_url and graphql_url then start with https://.
+        self._server = make_server(self.app, port, tls_context)
         self.url = self.app.url
         self.api_url = self.url + "/api/v4"
         self.graphql_url = self.url + "/api/graphql"

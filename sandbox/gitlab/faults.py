@@ -1,4 +1,5 @@
-"""Seeded fault injection: 502, 503, connection reset before or in the middle of a request body.
+"""Seeded fault injection: 502, 503, 429 with Retry-After, connection reset before or in the
+middle of a request body.
 
 A fault is decided before the request touches any state, so a faulted request never leaves
 anything stored. ``FaultPlan(rate=0.2, seed=1)`` draws per request from its own seeded
@@ -12,7 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-FAULT_KINDS: tuple[str, ...] = ("502", "503", "reset", "reset_mid_body")
+FAULT_KINDS: tuple[str, ...] = ("502", "503", "429", "reset", "reset_mid_body")
 
 BAD_GATEWAY_HTML = (
     "<!DOCTYPE html>\n<html>\n<head><title>GitLab is not responding (502)</title></head>\n"
@@ -32,6 +33,7 @@ class FaultPlan:
     kinds: tuple[str, ...] = FAULT_KINDS
     methods: tuple[str, ...] | None = None  # e.g. ("POST", "PUT") to fault only uploads
     path_contains: str | None = None
+    retry_after: int = 1  # seconds, sent with the injected 429s
     _scripted: deque[str] = field(default_factory=deque, repr=False)
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

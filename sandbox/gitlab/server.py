@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -220,6 +221,12 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(app.latency)
         plan = app.faults
         fault = plan.decide(self.command, split.path, has_body) if plan else None
+        if fault == "429" and plan is not None:
+            throttled = Response.text(429, "Retry later\n")
+            throttled.headers.append(("Retry-After", str(plan.retry_after)))
+            log(429, "")
+            self._send(throttled, close=has_body)
+            return
         if fault in ("502", "503"):
             html = BAD_GATEWAY_HTML if fault == "502" else UNAVAILABLE_HTML
             self._send(Response.text(int(fault), html, "text/html"), close=True)
@@ -262,8 +269,26 @@ def _credentials(request: Request) -> tuple[str, ...]:
     return presented_credentials(request)
 
 
-def make_server(app: App, port: int) -> _Server:
-    server = _Server(("127.0.0.1", port), _Handler)
+def make_server(app: App, port: int, tls_context: ssl.SSLContext | None = None) -> _Server:
+    server: _Server = (_Server if tls_context is None else _TLSServer)(
+        ("127.0.0.1", port), _Handler
+    )
     server.app = app
-    app.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if tls_context is not None:
+        # The handshake runs in the handler thread on first read, so a client that refuses our
+        # certificate fails its own connection without stalling the accept loop.
+        server.socket = tls_context.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+        scheme = "https"
+    app.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     return server
+
+
+class _TLSServer(_Server):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client refusing the certificate is what the TLS tests expect: no traceback.
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]

@@ -4,6 +4,10 @@ Precedence, highest first:
   command-line option > environment variable > [tool.poetry-gitlab-release] in pyproject.toml
   > GitLab CI predefined variables > defaults.
 
+The CA bundle has one more source below ours: Poetry's `certificates.<repository>.cert`
+(`with_poetry_certificate`), and below that SSL_CERT_FILE / SSL_CERT_DIR / certifi, which the
+HTTP client's default context reads. TLS verification is never turned off.
+
 `resolve_settings()` takes plain mappings (options given on the command line, the environment,
 the pyproject table) and returns one immutable, validated `Settings`. Nothing below the commands
 reads the environment.
@@ -14,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -470,6 +474,30 @@ def resolve_settings(
         in_ci=env.get("GITLAB_CI") == "true",
         sources={key: item.source for key, item in resolved.items()},
     )
+
+
+def with_poetry_certificate(
+    settings: Settings, cert: Path | str | None, *, verify: bool, where: str
+) -> Settings:
+    """Use Poetry's `certificates.<repository>.cert` when no CA file came from our own sources.
+
+    A false `verify` (Poetry's `cert = false`) asks to turn verification off; we refuse rather
+    than obey, unless a CA file from a higher source makes Poetry's setting irrelevant.
+    """
+    if settings.source_of("ca-file") != "default":
+        return settings
+    if isinstance(cert, str | Path) and str(cert).strip().lower() in {"false", "0", "no", "off"}:
+        verify = False  # POETRY_CERTIFICATES_<NAME>_CERT=false arrives as a string
+    if not verify:
+        raise ConfigError(
+            f"{where} is false, which would turn TLS verification off; poetry-gitlab-release "
+            "never does that: set it to your GitLab's CA bundle (PEM), pass --ca-file, or set "
+            "GITLAB_RELEASE_CA_FILE or SSL_CERT_FILE"
+        )
+    if cert is None or not str(cert).strip():
+        return settings
+    path = _as_existing_file(str(cert), where)
+    return replace(settings, ca_file=path, sources={**settings.sources, "ca-file": where})
 
 
 def _derived_url(item: _Resolved | None, host_source: str, fallback: str) -> str:

@@ -13,7 +13,12 @@ from cleo.exceptions import CleoError
 from poetry.console.commands.command import Command
 
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, GitlabReleaseError
-from poetry_gitlab_release.settings import Settings, pyproject_table, resolve_settings
+from poetry_gitlab_release.settings import (
+    Settings,
+    pyproject_table,
+    resolve_settings,
+    with_poetry_certificate,
+)
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
@@ -71,7 +76,29 @@ class GitlabCommand(Command):
     def resolve(self, extra: Mapping[str, object] | None = None, *, use_project: bool) -> Settings:
         options = {**self.option_values(), **(extra or {})}
         document, name = self._pyproject_document() if use_project else ({}, "pyproject.toml")
-        return resolve_settings(options, os.environ, pyproject_table(document), name)
+        settings = resolve_settings(options, os.environ, pyproject_table(document), name)
+        if settings.source_of("ca-file") == "default":
+            settings = self._with_poetry_certificate(settings, use_project=use_project)
+        return settings
+
+    def _with_poetry_certificate(self, settings: Settings, *, use_project: bool) -> Settings:
+        """Poetry's certificates.<repository>.cert (config.toml, poetry.toml or POETRY_ env)."""
+        from poetry.config.config import Config
+        from poetry.utils.authenticator import RepositoryCertificateConfig
+
+        config = Config.create()
+        pyproject = find_pyproject(Path.cwd()) if use_project else None
+        if pyproject is not None and (pyproject.parent / "poetry.toml").is_file():
+            config = self.poetry.config  # the global config with the project's poetry.toml
+        repository = settings.repository
+        certs = RepositoryCertificateConfig.create(repository, config)
+        raw = config.get(["certificates", repository, "cert"])
+        return with_poetry_certificate(
+            settings,
+            raw if isinstance(raw, str) else certs.cert,
+            verify=certs.verify,
+            where=f"Poetry's certificates.{repository}.cert",
+        )
 
     def _pyproject_document(self) -> tuple[Mapping[str, Any], str]:
         path = find_pyproject(Path.cwd())

@@ -73,7 +73,13 @@ def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
             return ssl.create_default_context(cafile=str(ca_file))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load CA file {str(ca_file)!r}: {exc}") from None
-    return httpx.create_ssl_context()
+    try:
+        return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR, else certifi
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the CA bundle named by SSL_CERT_FILE or SSL_CERT_DIR: {exc}",
+            hint="fix or unset the variable, or pass --ca-file",
+        ) from None
 
 
 def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
@@ -210,7 +216,7 @@ class GitLabClient:
                 )
             except httpx.TransportError as exc:
                 if attempt == attempts or not _is_retryable_transport_error(exc):
-                    raise _network_error(exc, url) from None
+                    raise _network_error(exc, url, self.settings.repository) from None
                 self._wait(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
                 continue
             if response.status_code in expected_codes:
@@ -360,6 +366,20 @@ def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
+def _tls_reason(exc: BaseException) -> str:
+    """The verifier's own words (e.g. 'unable to get local issuer certificate'), if any."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError) and cause.verify_message:
+            return str(cause.verify_message)
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc)
+    marker = "certificate verify failed: "
+    if marker in text:
+        return text.split(marker, 1)[1].split(" (_ssl.c", 1)[0].strip()
+    return ""
+
+
 def _tls_failure(exc: BaseException) -> bool:
     cause: BaseException | None = exc
     while cause is not None:
@@ -369,12 +389,19 @@ def _tls_failure(exc: BaseException) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
-def _network_error(exc: httpx.TransportError, url: str) -> NetworkError:
+def _network_error(
+    exc: httpx.TransportError, url: str, repository: str = "<repository>"
+) -> NetworkError:
     host = urlsplit(url).netloc
     if _tls_failure(exc):
+        reason = _tls_reason(exc)
         return TLSError(
-            f"TLS verification failed for {host}",
-            hint="pass --ca-file PEM, set certificates.<repo>.cert in Poetry, or set SSL_CERT_FILE",
+            f"TLS verification failed for {host}" + (f": {reason}" if reason else ""),
+            hint=(
+                "if your GitLab uses a private certificate authority, pass --ca-file PEM, set "
+                f"GITLAB_RELEASE_CA_FILE, set Poetry's certificates.{repository}.cert, "
+                "or set SSL_CERT_FILE"
+            ),
         )
     if isinstance(exc, httpx.TimeoutException):
         return NetworkError(f"timed out talking to {host}")

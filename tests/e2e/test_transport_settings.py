@@ -1,0 +1,147 @@
+"""Transport safety through the real poetry executable: http:// refusal, Poetry's certificates."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import trustme
+
+from poetry_gitlab_release.errors import EXIT_USAGE
+from tests.fixtures.poetry import PoetryCli
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "glpat-transport-secret-0001"
+PROJECT_TOML = textwrap.dedent(
+    """\
+    [project]
+    name = "hello-transport"
+    version = "0.1.0"
+    requires-python = ">=3.10"
+
+    [build-system]
+    requires = ["poetry-core>=2.0,<3"]
+    build-backend = "poetry.core.masonry.api"
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "hello-transport"
+    (root / "src" / "hello_transport").mkdir(parents=True)
+    (root / "src" / "hello_transport" / "__init__.py").write_text("")
+    (root / "pyproject.toml").write_text(PROJECT_TOML)
+    return root
+
+
+def configure(
+    cli: PoetryCli, project: Path, host: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    result = cli.run(
+        "gitlab-release",
+        "--steps",
+        "configure",
+        "--host",
+        host,
+        "--gitlab-project",
+        "acme/hello-transport",
+        *extra,
+        cwd=project,
+        env={"GITLAB_TOKEN": TOKEN, **(env or {})},
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "host", ["http://gitlab.example.com", "http://10.0.0.5:8080", "http://[2001:db8::1]"]
+)
+def test_plain_http_to_another_host_is_refused(
+    poetry_cli: PoetryCli, project: Path, host: str
+) -> None:
+    code, output = configure(poetry_cli, project, host)
+    assert code == EXIT_USAGE, output
+    assert "refusing plain http://" in output
+    assert "--allow-insecure-http" in output
+    assert TOKEN not in output
+    assert not (project / "poetry.toml").exists(), "nothing is written when refused"
+
+
+def test_plain_http_from_the_environment_is_refused_too(
+    poetry_cli: PoetryCli, project: Path
+) -> None:
+    result = poetry_cli.run(
+        "gitlab-release",
+        "--steps",
+        "configure",
+        "--gitlab-project",
+        "acme/hello-transport",
+        cwd=project,
+        env={"GITLAB_TOKEN": TOKEN, "GITLAB_HOST": "http://gitlab.example.com"},
+    )
+    assert result.returncode == EXIT_USAGE, result.stderr
+    assert "from GITLAB_HOST" in result.stderr
+
+
+def test_allow_insecure_http_lets_it_through(poetry_cli: PoetryCli, project: Path) -> None:
+    code, output = configure(
+        poetry_cli, project, "http://gitlab.example.com", "--allow-insecure-http"
+    )
+    assert code == 0, output
+    assert "http://gitlab.example.com/api/v4/projects/" in output
+
+
+def test_loopback_http_is_allowed(poetry_cli: PoetryCli, project: Path) -> None:
+    code, output = configure(poetry_cli, project, "http://127.0.0.1:9")
+    assert code == 0, output
+
+
+def test_poetry_cert_false_is_refused(poetry_cli: PoetryCli, project: Path) -> None:
+    code, output = configure(
+        poetry_cli,
+        project,
+        "https://gitlab.example.com",
+        env={"POETRY_CERTIFICATES_GITLAB_CERT": "false"},
+    )
+    assert code == EXIT_USAGE, output
+    assert "Poetry's certificates.gitlab.cert is false" in output
+    assert "never does that" in output
+
+
+def test_poetry_cert_false_in_config_file_is_refused(poetry_cli: PoetryCli, project: Path) -> None:
+    setup = poetry_cli.run("config", "certificates.gitlab.cert", "false", cwd=project)
+    assert setup.returncode == 0, setup.stderr
+    code, output = configure(poetry_cli, project, "https://gitlab.example.com")
+    assert code == EXIT_USAGE, output
+    assert "would turn TLS verification off" in output
+
+
+def test_poetry_cert_is_used_as_the_ca_file(
+    poetry_cli: PoetryCli, project: Path, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    setup = poetry_cli.run("config", "certificates.gitlab.cert", str(ca), cwd=project)
+    assert setup.returncode == 0, setup.stderr
+    code, output = configure(poetry_cli, project, "https://gitlab.example.com")
+    assert code == 0, output
+    # configure records the CA it resolved (from Poetry's config) for the project's repository.
+    assert f"certificates.gitlab.cert = {ca.resolve()}" in output
+
+
+def test_ca_file_option_beats_poetry_cert_false(
+    poetry_cli: PoetryCli, project: Path, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    code, output = configure(
+        poetry_cli,
+        project,
+        "https://gitlab.example.com",
+        "--ca-file",
+        str(ca),
+        env={"POETRY_CERTIFICATES_GITLAB_CERT": "false"},
+    )
+    assert code == 0, output

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.poetry",
     "tests.fixtures.gitlab",
     "tests.fixtures.sigstore",
+    "tests.fixtures.figures",
 ]

@@ -188,25 +188,47 @@ def _as_bool(value: object, where: str) -> bool:
 
 
 def _as_path(value: object, where: str) -> Path:
-    if isinstance(value, Path):
-        return value
-    return Path(_as_str(value, where)).expanduser()
+    text = str(value) if isinstance(value, Path) else _as_str(value, where)
+    if "\x00" in text:
+        raise ConfigError(f"invalid path {text!r} from {where}: it contains a NUL character")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~user that does not exist, or no home directory
+        raise ConfigError(f"invalid path {text!r} from {where}: cannot expand '~'") from None
 
 
 def _as_existing_file(value: object, where: str) -> Path:
     path = _as_path(value, where)
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:
+        raise ConfigError(f"invalid value {str(path)!r} from {where}: {exc.strerror}") from None
+    if not found:
         raise ConfigError(f"invalid value {str(path)!r} from {where}: no such file")
     return path
+
+
+def _redact_userinfo(url: str) -> str:
+    """The URL with anything before '@' in its authority replaced, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return scheme + sep + authority + slash + path if sep else url
 
 
 def _as_url(value: object, where: str) -> str:
     text = _as_str(value, where)
     if "://" not in text:
         text = "https://" + text  # glab accepts a bare host name in GITLAB_HOST
-    parts = urlsplit(text)
     problem = None
-    if parts.scheme not in {"http", "https"}:
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise ConfigError(f"invalid URL {_redact_userinfo(text)!r} from {where}: {exc}") from None
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        problem = "it contains spaces or control characters"
+    elif parts.scheme not in {"http", "https"}:
         problem = "the scheme must be https (or http for a local server)"
     elif not parts.hostname:
         problem = "there is no host name"
@@ -220,7 +242,7 @@ def _as_url(value: object, where: str) -> str:
         except ValueError:
             problem = "the port is not a number from 1 to 65535"
     if problem:
-        raise ConfigError(f"invalid URL {text!r} from {where}: {problem}")
+        raise ConfigError(f"invalid URL {_redact_userinfo(text)!r} from {where}: {problem}")
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -308,15 +330,26 @@ class _Resolved:
     source: str
 
 
+MAX_SECRET_FILE = 16 * 1024  # a token is a few dozen bytes, an OIDC token a few kilobytes
+
+
 def _read_file_reference(value: str, where: str) -> str:
     """`@path` reads a secret from a file, so that it stays out of shell history."""
     if not value.startswith("@"):
         return value
-    path = Path(value[1:]).expanduser()
+    path = _as_path(value[1:], where)
     try:
-        content = path.read_text(encoding="utf-8").strip()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SECRET_FILE + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read {where} from {str(path)!r}: {exc.strerror}") from None
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"cannot read {where} from {str(path)!r}: {reason}") from None
+    if len(raw) > MAX_SECRET_FILE:
+        raise ConfigError(f"{where} file {str(path)!r} is too large for a token")
+    try:
+        content = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where} file {str(path)!r} is not UTF-8 text") from None
     if not content:
         raise ConfigError(f"{where} file {str(path)!r} is empty")
     return content

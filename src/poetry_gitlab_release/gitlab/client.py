@@ -7,6 +7,8 @@
   Upload bodies come from a factory, so a retried upload streams the file again from the start.
 - TLS: a CA file from the settings, else the system/certifi default; verification is never off.
 - Errors become one-line GitLabError subclasses; tokens never appear in their text.
+- Bodies read into memory are bounded (MAX_RESPONSE_BYTES, MAX_ERROR_READ): a hostile or broken
+  server cannot make us allocate without limit. Streamed responses are the caller's to bound.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from poetry_gitlab_release.settings import Credential, Settings, TokenKind
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 MAX_ERROR_BODY = 300
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # JSON pages, simple indexes, bundles: far below this
+MAX_ERROR_READ = 64 * 1024  # of an error body, enough for GitLab's {"message": ...}
 USER_AGENT = "poetry-gitlab-release"
 
 
@@ -102,7 +106,7 @@ def _message_of(response: httpx.Response) -> str:
     """GitLab's error message ({"message": ...} or {"error": ...}), shortened to one line."""
     try:
         body: Any = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         text = response.text.strip()
     else:
         if isinstance(body, Mapping):
@@ -195,10 +199,12 @@ class GitLabClient:
         stream: bool = False,
         expected: Iterable[int] = (200, 201, 204),
         retry: bool = True,
+        max_bytes: int = MAX_RESPONSE_BYTES,
     ) -> httpx.Response:
         """Send with retries and hand-followed redirects; raise on an unexpected status.
 
-        With stream=True the caller must close the returned response.
+        With stream=True the caller must close the returned response. Without it, the body is
+        read here, and a body over `max_bytes` (after decompression) is an ApiError.
         """
         expected_codes = set(expected)
         attempts = self.retry.attempts if retry else 1
@@ -212,28 +218,39 @@ class GitLabClient:
                     headers=headers,
                     json=json,
                     body=body,
-                    stream=stream,
                 )
+                wanted = response.status_code in expected_codes
+                complete = True
+                if not wanted:
+                    _read_bounded(response, MAX_ERROR_READ)
+                elif not stream:
+                    complete = _read_bounded(response, max_bytes)
             except httpx.TransportError as exc:
+                # Also a body that breaks off while we read it: retried like a failed request.
                 if attempt == attempts or not _is_retryable_transport_error(exc):
                     raise _network_error(exc, url, self.settings.repository) from None
                 self._wait(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
                 continue
-            if response.status_code in expected_codes:
+            except httpx.DecodingError:
+                raise ApiError(
+                    f"{method} {_path(url)}: the answer's body does not decode as its "
+                    "Content-Encoding header says",
+                    status=0,
+                ) from None
+            if wanted:
+                if not complete:
+                    raise ApiError(
+                        f"{method} {_path(url)}: the answer is larger than {max_bytes} bytes",
+                        status=response.status_code,
+                    )
                 return response
             if response.status_code in RETRY_STATUSES and attempt < attempts:
-                if stream:
-                    response.read()
-                    response.close()
                 self._wait(
                     attempt,
                     _retry_after(response),
                     f"HTTP {response.status_code} on {method} {_path(url)}",
                 )
                 continue
-            if stream:
-                response.read()
-                response.close()
             raise self._api_error(method, url, response)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -253,30 +270,40 @@ class GitLabClient:
         headers: Mapping[str, str] | None,
         json: Any,
         body: BodyFactory | None,
-        stream: bool,
     ) -> httpx.Response:
+        """The final response of the redirect chain, its body not yet read (a stream)."""
         current = url
         current_params = params
         for _ in range(MAX_REDIRECTS + 1):
             all_headers = {**(headers or {}), **self._credential_headers(auth, current)}
             content = body() if body is not None else None
-            request = self._http.build_request(
-                method,
-                current,
-                params=current_params,
-                headers=all_headers,
-                json=json,
-                content=content,
-            )
-            self.request_count += 1
-            response = self._http.send(request, stream=stream)
+            try:
+                request = self._http.build_request(
+                    method,
+                    current,
+                    params=current_params,
+                    headers=all_headers,
+                    json=json,
+                    content=content,
+                )
+                self.request_count += 1
+                # httpx parses a Location header even when it does not follow it.
+                response = self._http.send(request, stream=True)
+            except httpx.InvalidURL:
+                raise NetworkError(f"invalid redirect URL from {_path(url)}") from None
             if not response.is_redirect or method not in {"GET", "HEAD"}:
                 return response
             location = response.headers.get("Location", "")
             response.close()
-            current = urljoin(str(request.url), location)
+            try:
+                current = urljoin(str(request.url), location)
+                target = urlsplit(current)
+                _ = target.port  # raises on a port that is not a number
+            except ValueError:
+                raise NetworkError(f"invalid redirect URL from {_path(url)}") from None
             current_params = None
-            target = urlsplit(current)
+            if target.scheme not in {"http", "https"}:
+                raise NetworkError(f"refusing a redirect from {_path(url)} to a non-HTTP URL")
             if target.scheme == "http" and urlsplit(url).scheme == "https":
                 raise NetworkError(
                     f"refusing a redirect from https to plain http ({target.hostname})"
@@ -318,9 +345,14 @@ class GitLabClient:
             if not isinstance(items, list):
                 raise ApiError(f"GET {path}: expected a JSON list", status=response.status_code)
             yield from items
-            next_page = response.headers.get("x-next-page", "")
-            if not next_page.strip():
+            next_page = response.headers.get("x-next-page", "").strip()
+            if not next_page:
                 return
+            if not next_page.isdecimal() or int(next_page) <= query["page"]:
+                raise ApiError(
+                    f"GET {path}: invalid x-next-page header {next_page[:20]!r}",
+                    status=response.status_code,
+                )
             query["page"] = int(next_page)
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
@@ -336,19 +368,43 @@ class GitLabClient:
             raise ApiError("GraphQL: the answer is not a JSON object", status=response.status_code)
         errors = payload.get("errors")
         if errors:
-            first = (
-                errors[0].get("message", errors[0])
-                if isinstance(errors, list) and errors
-                else errors
-            )
-            raise ApiError(f"GraphQL error: {first}", status=response.status_code)
+            first: Any = errors[0] if isinstance(errors, list) else errors
+            if isinstance(first, Mapping):
+                first = first.get("message", first)
+            text = " ".join(str(first).split())
+            if len(text) > MAX_ERROR_BODY:
+                text = text[:MAX_ERROR_BODY] + "..."
+            raise ApiError(f"GraphQL error: {text}", status=response.status_code)
         return payload.get("data")
+
+
+def _read_bounded(response: httpx.Response, max_bytes: int) -> bool:
+    """Read a streamed body into the response, at most `max_bytes`; False if it was longer.
+
+    Closes the stream either way; a transport error while reading propagates. Afterwards
+    .content/.text/.json() work as usual (on the truncated body when it was too long).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    complete = True
+    try:
+        for chunk in response.iter_bytes():
+            if size + len(chunk) > max_bytes:
+                chunks.append(chunk[: max_bytes - size])
+                complete = False
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        response.close()
+    response._content = b"".join(chunks)  # what httpx's own read() would store
+    return complete
 
 
 def _json(response: httpx.Response, what: str) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(
             f"{_path(what)}: the answer is not JSON", status=response.status_code
         ) from None

@@ -239,23 +239,31 @@ def resolve_target(
 def _owning_project(
     client: GitLabClient, group: str, requirement: Requirement
 ) -> tuple[str, str | None]:
-    """The one project of `group` that holds the package (the group index does not say)."""
+    """The one project of `group` that holds the package (the group index does not say).
+
+    `GET /groups/:id/packages` where GitLab has it; else each project of the group (with
+    subgroups) is asked through `GET /projects/:id/packages`.
+    """
+    from poetry_gitlab_release.errors import NotFoundError
     from poetry_gitlab_release.gitlab.urls import encode_id
 
     params: dict[str, Any] = {"package_type": "pypi", "package_name": requirement.name}
-    if requirement.version:
-        params["package_version"] = requirement.version
-    wanted = normalize_name(requirement.name)
     owners: dict[str, str | None] = {}
-    for package in client.paginate(f"groups/{encode_id(group)}/packages", params):
-        if not isinstance(package, dict) or normalize_name(str(package.get("name", ""))) != wanted:
-            continue
-        if requirement.version and str(package.get("version")) != requirement.version:
-            continue
-        project_id = package.get("project_id")
-        if project_id is None:
-            continue
-        owners[str(project_id)] = package.get("project_path")
+    try:
+        for package in client.paginate(f"groups/{encode_id(group)}/packages", params):
+            if _is_release(package, requirement) and package.get("project_id") is not None:
+                owners[str(package["project_id"])] = package.get("project_path")
+    except NotFoundError:
+        projects = client.paginate(
+            f"groups/{encode_id(group)}/projects",
+            {"include_subgroups": "true", "with_shared": "false", "simple": "true"},
+        )
+        for project in projects:
+            if not isinstance(project, dict) or project.get("id") is None:
+                continue
+            packages = client.paginate(f"projects/{project['id']}/packages", params)
+            if any(_is_release(package, requirement) for package in packages):
+                owners[str(project["id"])] = project.get("path_with_namespace")
     if not owners:
         raise ConfigError(
             f"cannot find which project of group {group} publishes {requirement}",
@@ -268,6 +276,14 @@ def _owning_project(
         )
     project_id, path = next(iter(owners.items()))
     return project_id, path
+
+
+def _is_release(package: object, requirement: Requirement) -> bool:
+    if not isinstance(package, dict):
+        return False
+    if normalize_name(str(package.get("name", ""))) != normalize_name(requirement.name):
+        return False
+    return requirement.version is None or str(package.get("version")) == requirement.version
 
 
 def _project_path(client: GitLabClient, project: str) -> str | None:

@@ -159,9 +159,14 @@ def check_statement(
 def _json_object(content: bytes, what: str) -> dict[str, Any]:
     try:
         document = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
-        reason = "truncated" if "Expecting" in str(exc) or "Unterminated" in str(exc) else "invalid"
+    except json.JSONDecodeError as exc:
+        # Stopping at the very end of a document that started well means it was cut short.
+        at_end = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
+        cut_short = at_end and exc.doc.lstrip()[:1] in {"{", "["}
+        reason = "truncated" if cut_short else "invalid"
         raise MalformedMaterialError(f"malformed {what}: {reason} JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedMaterialError(f"malformed {what}: invalid JSON ({exc})") from None
     if not isinstance(document, dict):
         raise MalformedMaterialError(f"malformed {what}: the document is not a JSON object")
     return document

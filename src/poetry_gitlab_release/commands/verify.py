@@ -189,7 +189,7 @@ project's generic registry at <name>/<version>/<file>.sigstore.json (else
   <comment>poetry gitlab-verify a.txt --bundle a.sigstore.json --identity URI --issuer URL</comment>
 
 <b>Expected signer</b> (the default identity)
-  identity  https://HOST/PROJECT_PATH//.gitlab-ci.yml@refs/tags/v{{version}}
+  identity  https://HOST/PROJECT_PATH//.gitlab-ci.yml@refs/tags/vVERSION
   issuer    https://HOST (the GitLab URL)
 plus the certificate's source repository (ISSUER/PROJECT_PATH) and ref extensions.
 --ref, --ref-regex, --ci-config, --identity and --issuer override it. The GitLab project option

@@ -267,7 +267,12 @@ def _replace_file(
 def _rejects(result: subprocess.CompletedProcess[str], file_name: str, reason: str) -> None:
     assert result.returncode == 1, result.stderr
     # One line per failure, starting with the file's name, carrying the reason.
-    lines = [line for line in result.stderr.splitlines() if line.startswith(file_name + ": ")]
+    # (a per-file verdict, or "Error: " when the index itself is refused)
+    lines = [
+        line
+        for line in result.stderr.splitlines()
+        if line.removeprefix("Error: ").startswith(file_name + ": ")
+    ]
     assert any(reason in line for line in lines), result.stderr
     assert "Traceback" not in result.stderr
 

@@ -130,7 +130,7 @@ def check_statement(
         raise VerificationError(f"the DSSE payload type is {payload_type!r}, not in-toto")
     try:
         statement = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise VerificationError("the in-toto statement is not JSON") from None
     subjects = statement.get("subject") if isinstance(statement, dict) else None
     if not isinstance(subjects, list) or not subjects:
@@ -167,6 +167,8 @@ def _json_object(content: bytes, what: str) -> dict[str, Any]:
         raise MalformedMaterialError(f"malformed {what}: {reason} JSON ({exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMaterialError(f"malformed {what}: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise MalformedMaterialError(f"malformed {what}: JSON nested too deeply") from None
     if not isinstance(document, dict):
         raise MalformedMaterialError(f"malformed {what}: the document is not a JSON object")
     return document

@@ -209,6 +209,7 @@ class GitLabClient:
         expected_codes = set(expected)
         attempts = self.retry.attempts if retry else 1
         for attempt in range(1, attempts + 1):
+            status = 0
             try:
                 response = self._send_following_redirects(
                     method,
@@ -219,7 +220,8 @@ class GitLabClient:
                     json=json,
                     body=body,
                 )
-                wanted = response.status_code in expected_codes
+                status = response.status_code
+                wanted = status in expected_codes
                 complete = True
                 if not wanted:
                     _read_bounded(response, MAX_ERROR_READ)
@@ -235,7 +237,7 @@ class GitLabClient:
                 raise ApiError(
                     f"{method} {_path(url)}: the answer's body does not decode as its "
                     "Content-Encoding header says",
-                    status=0,
+                    status=status,
                 ) from None
             if wanted:
                 if not complete:
@@ -463,7 +465,26 @@ def _network_error(
         return NetworkError(f"timed out talking to {host}")
     if isinstance(exc, httpx.ConnectError):
         return NetworkError(f"cannot connect to {host}", hint="check --host and the network")
+    if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
+        return NetworkError(f"the connection to {host} broke off ({type(exc).__name__})")
     return NetworkError(f"connection to {host} failed: {type(exc).__name__}")
+
+
+def stream_body(
+    response: httpx.Response, url: str, chunk_size: int | None = None
+) -> Iterator[bytes]:
+    """The chunks of a streamed response; a connection that breaks off or a body that does not
+    decode becomes one-line NetworkError/ApiError instead of an httpx exception."""
+    try:
+        yield from response.iter_bytes(chunk_size)
+    except httpx.TransportError as exc:
+        raise _network_error(exc, url) from None
+    except httpx.DecodingError:
+        raise ApiError(
+            f"GET {_path(url)}: the answer's body does not decode as its Content-Encoding "
+            "header says",
+            status=response.status_code,
+        ) from None
 
 
 def file_chunks(path: Path, chunk_size: int = 1 << 20) -> BodyFactory:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_gitlab_release.errors import NotFoundError, VerificationError
-from poetry_gitlab_release.gitlab.client import Auth
+from poetry_gitlab_release.gitlab.client import Auth, stream_body
 from poetry_gitlab_release.gitlab.simple_index import check_file_name
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def download_file(
     response = client.request("GET", url, auth=auth, stream=True, expected=(200,))
     try:
         with partial.open("wb") as handle:
-            for chunk in response.iter_bytes(CHUNK_SIZE):
+            for chunk in stream_body(response, url, CHUNK_SIZE):
                 size += len(chunk)
                 if size > max_bytes:
                     raise VerificationError(
@@ -101,7 +101,7 @@ def fetch_small_file(
     try:
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        for chunk in stream_body(response, url):
             size += len(chunk)
             if size > max_bytes:
                 raise VerificationError(f"{what} is larger than {max_bytes} bytes")

@@ -124,11 +124,17 @@ def parse_simple_page(html: str, page_url: str) -> list[IndexFile]:
         href = attrs.get("href")
         if not href:
             continue
-        absolute = urljoin(page_url, href)
-        parts = urlsplit(absolute)
+        try:
+            absolute = urljoin(page_url, href)
+            parts = urlsplit(absolute)
+            link_origin = _origin(absolute)
+        except ValueError as exc:  # a bad IPv6 literal, a port that is not a number
+            raise VerificationError(
+                f"{text or href!r}: the index has a malformed link ({exc})"
+            ) from None
         if parts.scheme not in {"http", "https"}:
             raise VerificationError(f"{text or href!r}: the index links to a {parts.scheme!r} URL")
-        if _origin(absolute) != _origin(page_url):
+        if link_origin != _origin(page_url):
             raise VerificationError(
                 f"{text or href!r}: the index links to another server ({parts.netloc})"
             )
@@ -231,7 +237,7 @@ def select_release(
 
 def fetch_project_page(client: GitLabClient, simple_url: str, project: str) -> list[IndexFile]:
     """GET <simple_url>/<normalised name>/ with Basic auth (the only scheme PyPI routes take)."""
-    from poetry_gitlab_release.gitlab.client import Auth, origin
+    from poetry_gitlab_release.gitlab.client import Auth, origin, stream_body
 
     url = f"{simple_url.rstrip('/')}/{normalize_name(project)}/"
     response = client.request(
@@ -240,7 +246,7 @@ def fetch_project_page(client: GitLabClient, simple_url: str, project: str) -> l
     try:
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        for chunk in stream_body(response, url):
             size += len(chunk)
             if size > MAX_INDEX_BYTES:
                 raise ApiError(f"GET {url}: the index page is larger than 16 MiB", status=200)

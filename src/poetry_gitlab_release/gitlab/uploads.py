@@ -46,9 +46,7 @@ class RemoteFile:
     size: int | None
 
 
-def _stream(
-    path: Path, head: bytes, tail: bytes, progress: Progress | None
-) -> Iterator[bytes]:
+def _stream(path: Path, head: bytes, tail: bytes, progress: Progress | None) -> Iterator[bytes]:
     total = len(head) + path.stat().st_size + len(tail)
     if progress is not None:
         progress.start(total)

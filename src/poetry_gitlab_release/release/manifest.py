@@ -52,12 +52,14 @@ def signer_facts(artifacts: Sequence[Artifact]) -> dict[str, str | None]:
         path = artifact.sidecar(BUNDLE_SUFFIX)
         if not path.is_file():
             continue
+        from sigstore.errors import Error as SigstoreError
         from sigstore.models import Bundle
 
         try:
             facts = certificate_facts(Bundle.from_json(path.read_bytes()).signing_certificate)
-        except Exception:  # noqa: BLE001 - an unreadable bundle is reported by verify, not here
-            continue
+        except (SigstoreError, ValueError, OSError):
+            # An unreadable bundle is the verify step's to report, not the manifest's.
+            return {}
         return {
             "identity": facts.identity,
             "issuer": facts.issuer,

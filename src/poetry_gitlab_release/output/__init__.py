@@ -1,0 +1,1 @@
+"""Rendering only: text summaries, JSON, progress. Nothing here talks to a server."""

@@ -95,9 +95,11 @@ def load_artifacts(dist_dir: Path, name: str, version: str) -> list[Artifact]:
         Artifact(
             path=path,
             kind="wheel" if path.suffix == ".whl" else "sdist",
-            **vars(sha256_file(path)),
+            sha256=digest.sha256,
+            size=digest.size,
         )
         for path in artifact_paths(dist_dir, name, version)
+        for digest in (sha256_file(path),)
     ]
 
 
@@ -119,3 +121,16 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[str]]:
 def write_text_atomic(path: Path, text: str) -> None:
     with atomic_writer(path) as handle:
         handle.write(text)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -6,7 +6,8 @@
    - a package present with another sha256 -> conflict
    - a signature present with another sha256 -> the published signature is downloaded and
      verified against our artifact and the expected signer: if it holds, it stays ("signed
-     earlier": a rerun re-signs, and signatures are never byte-identical); otherwise conflict.
+     earlier": a rerun re-signs, and signatures are never byte-identical) and replaces ours in
+     dist/, so that dist/ and release.json describe what is published; otherwise conflict.
 2. Any conflict stops the release before the first upload: nothing is changed.
 3. Upload signature files to the generic registry `<name>/<version>/`, then the wheel and
    sdist to the project's PyPI registry, one at a time, streamed, with retries.
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from poetry_gitlab_release.errors import ApiError, ConflictError, VerificationError
 from poetry_gitlab_release.gitlab.urls import encode_id, generic_file_url, pypi_upload_url
-from poetry_gitlab_release.release.artifacts import Artifact, sha256_file
+from poetry_gitlab_release.release.artifacts import Artifact, sha256_file, write_bytes_atomic
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
@@ -211,6 +213,7 @@ def upload_files(
 ) -> list[FileAction]:
     """Upload what is planned, in order (signature files first); returns the final statuses."""
     from poetry_gitlab_release.gitlab.uploads import (
+        download_generic,
         package_files,
         pypi_fields,
         upload_generic,
@@ -220,6 +223,13 @@ def upload_files(
     done: list[FileAction] = []
     upload_url = pypi_upload_url(client.settings.api_url, target.project)
     for action in actions:
+        if action.status == "signed-earlier":
+            # The registry keeps the earlier signature; make dist/ (and release.json) agree.
+            data = download_generic(
+                client, target.project, target.package, target.version, action.file_name
+            )
+            write_bytes_atomic(action.path, data)
+            action = replace(action, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
         if action.status != "upload":
             done.append(action)
             if on_done is not None:

@@ -90,7 +90,7 @@ class GitLabStandIn:
         if self.object_storage is not None:
             self.object_storage.stop()
 
-    def __enter__(self) -> GitLabStandIn:  # noqa: PYI034
+    def __enter__(self) -> GitLabStandIn:
         return self.start()
 
     def __exit__(

@@ -257,7 +257,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         if not artifacts:
             raise UsageError(
                 f"no sdist or wheel of {name} {version.value} in {dist_dir}",
-                hint="run the build step first (or pass the artifacts' --release-version)",
+                hint="run the build step first, or pass the --release-version they were built with",
             )
         expected = None
         if "sign" in steps:

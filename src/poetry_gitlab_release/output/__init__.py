@@ -1,0 +1,3 @@
+"""Rendering only: tables, colours, the watch screen, JSON and OpenMetrics."""
+
+from __future__ import annotations

@@ -15,7 +15,6 @@ import sys
 import venv
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")

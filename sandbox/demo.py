@@ -1,0 +1,107 @@
+"""The README demo: the main job, for real, on the local stand-ins.
+
+Starts the GitLab and Sigstore stand-ins, copies examples/hello-package to a temporary
+directory and runs, through the real `poetry` executable with the plugin installed:
+  1. `poetry gitlab-release` as a tag pipeline's release job would (CI variables, job token,
+     SIGSTORE_ID_TOKEN from id_tokens): configure, build, sign, verify, publish;
+  2. `poetry gitlab-verify` as a consumer would, with a personal access token;
+  3. `poetry gitlab-pipelines` for the demo group.
+Each command line is printed before it runs; the demo stops at the first failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from sandbox.environment import RELEASE_PROJECT, release_job_environment
+from sandbox.gitlab import GitLabStandIn, Scenario
+from sandbox.sigstore import SigstoreStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "hello-package"
+POETRY = Path(sys.executable).with_name("poetry")
+VERSION = "0.1.0"
+
+
+def _isolated_environment(home: Path) -> dict[str, str]:
+    keep = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CI_", "GITLAB_", "POETRY_"))
+    }
+    keep.update(
+        {
+            "POETRY_CONFIG_DIR": str(home / "poetry-config"),
+            "POETRY_CACHE_DIR": str(home / "poetry-cache"),
+            "POETRY_KEYRING_ENABLED": "false",
+            "XDG_CACHE_HOME": str(home / "xdg-cache"),
+            "XDG_DATA_HOME": str(home / "xdg-data"),
+            "SOURCE_DATE_EPOCH": "1700000000",
+        }
+    )
+    return keep
+
+
+def _run(title: str, args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+    print(f"\n=== {title}\n$ poetry {shlex.join(args)}", flush=True)
+    result = subprocess.run([str(POETRY), *args], cwd=cwd, env=env, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"demo: `poetry {args[0]}` exited with {result.returncode}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox demo", description=__doc__)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory and print its path"
+    )
+    args = parser.parse_args(argv)
+    home = Path(tempfile.mkdtemp(prefix="poetry-gitlab-release-demo-"))
+    try:
+        with (
+            GitLabStandIn(Scenario.default()) as gitlab,
+            SigstoreStandIn(issuer=gitlab.url, state_dir=home / "sigstore") as sigstore,
+        ):
+            print(f"GitLab stand-in:   {gitlab.url}\nSigstore stand-in: {sigstore.url}")
+            project = home / "hello-package"
+            shutil.copytree(
+                EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "dist", "__pycache__")
+            )
+            base = _isolated_environment(home)
+            job = {**base, **release_job_environment(gitlab, sigstore, ref=f"v{VERSION}")}
+            _run("release job (tag pipeline)", ["gitlab-release"], cwd=project, env=job)
+            consumer = {**base, "GITLAB_HOST": gitlab.url, "GITLAB_TOKEN": gitlab.tokens.read_api}
+            _run(
+                "consumer verification",
+                [
+                    "gitlab-verify",
+                    f"hello-package=={VERSION}",
+                    "--gitlab-project",
+                    RELEASE_PROJECT,
+                    "--trust-config",
+                    str(sigstore.trust_config_path),
+                    "--dest",
+                    str(home / "verified"),
+                ],
+                cwd=home,
+                env=consumer,
+            )
+            _run(
+                "group pipelines",
+                ["gitlab-pipelines", "--group", "demo-group"],
+                cwd=home,
+                env=consumer,
+            )
+            print("\ndemo: release published, verified as a consumer, pipelines shown")
+        return 0
+    finally:
+        if args.keep:
+            print(f"demo files kept in {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,52 @@
+"""The environment a GitLab CI release job would have, on the two stand-ins together.
+
+One function so that the combined sandbox, the README demo and the end-to-end tests all build
+the job the same way: the Sigstore stand-in trusts the GitLab stand-in as its OIDC issuer, and
+the identity token names a project that exists on the GitLab stand-in.
+"""
+
+from __future__ import annotations
+
+from sandbox.gitlab import GitLabStandIn
+from sandbox.sigstore import SigstoreStandIn
+
+RELEASE_PROJECT = "demo-group/hello-package"
+
+
+def release_job_environment(
+    gitlab: GitLabStandIn,
+    sigstore: SigstoreStandIn,
+    *,
+    project_path: str = RELEASE_PROJECT,
+    ref: str = "v0.1.0",
+    ref_type: str = "tag",
+    ci_config_path: str = ".gitlab-ci.yml",
+    token_lifetime: int = 600,
+) -> dict[str, str]:
+    """CI variables + SIGSTORE_ID_TOKEN + CI_JOB_TOKEN of a job in `project_path` at `ref`.
+
+    Also sets GITLAB_RELEASE_TRUST_CONFIG to the Sigstore stand-in's trust configuration, which
+    a real job would pass as --trust-config for a private Sigstore.
+    """
+    project_id = gitlab.project_id(project_path)
+    token = sigstore.mint_token(
+        project_path=project_path,
+        project_id=project_id,
+        ref=ref,
+        ref_type=ref_type,
+        ci_config_path=ci_config_path,
+        server_url=gitlab.url,
+        lifetime=token_lifetime,
+    )
+    environment = sigstore.ci_environment(token)
+    environment.update(
+        {
+            "CI_SERVER_URL": gitlab.url,
+            "CI_API_V4_URL": gitlab.api_url,
+            "CI_API_GRAPHQL_URL": gitlab.graphql_url,
+            "CI_JOB_TOKEN": gitlab.job_token(project_id),
+            "CI_DEFAULT_BRANCH": "main",
+            "GITLAB_RELEASE_TRUST_CONFIG": str(sigstore.trust_config_path),
+        }
+    )
+    return environment

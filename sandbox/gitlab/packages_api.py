@@ -1,0 +1,152 @@
+"""Packages API: list a project's packages, one package, its files (with ``file_sha256``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sandbox.gitlab.auth import can_write_packages, require_scope
+from sandbox.gitlab.http import ApiError, Request, Response
+from sandbox.gitlab.models import Project, iso
+from sandbox.gitlab.pagination import paginate
+from sandbox.gitlab.state import Package
+
+if TYPE_CHECKING:
+    from sandbox.gitlab.server import App
+
+PACKAGE_TYPES = [
+    "composer",
+    "conan",
+    "generic",
+    "golang",
+    "helm",
+    "maven",
+    "npm",
+    "nuget",
+    "pypi",
+    "terraform_module",
+    "rubygems",
+    "debian",
+]
+STATUSES = ("default", "hidden", "processing", "error", "pending_destruction", "deprecated")
+ORDER_BY = ("created_at", "name", "version", "type")
+
+
+def register(app: App) -> None:
+    base = "/api/v4/projects/{id}/packages"
+    app.router.add("GET", base, "packages_api", lambda r: list_packages(app, r))
+    app.router.add("GET", base + "/{package_id}", "packages_api", lambda r: get_package(app, r))
+    app.router.add(
+        "DELETE", base + "/{package_id}", "packages_api", lambda r: delete_package(app, r)
+    )
+    app.router.add(
+        "GET", base + "/{package_id}/package_files", "packages_api", lambda r: files(app, r)
+    )
+
+
+def package_json(app: App, project: Project, package: Package) -> dict[str, object]:
+    web_path = f"/{project.path_with_namespace}/-/packages/{package.id}"
+    return {
+        "id": package.id,
+        "name": package.name,
+        "version": package.version,
+        "package_type": package.package_type,
+        "status": package.status,
+        "_links": {
+            "web_path": web_path,
+            "delete_api_path": f"{app.url}/api/v4/projects/{project.id}/packages/{package.id}",
+        },
+        "created_at": iso(package.created_at),
+        "last_downloaded_at": None,
+        "project_id": project.id,
+        "project_path": project.path_with_namespace,
+        "tags": [],
+    }
+
+
+def _project(app: App, request: Request, *, write: bool = False) -> Project:
+    assert request.principal is not None
+    project = app.project_for(request, request.path_params["id"])
+    require_scope(request.principal, write=write)
+    return project
+
+
+def _package(app: App, request: Request, project: Project) -> Package:
+    ident = request.path_params["package_id"]
+    for package in app.state.project_packages(project.id):
+        if str(package.id) == ident:
+            return package
+    raise ApiError.not_found()
+
+
+def list_packages(app: App, request: Request) -> Response:
+    project = _project(app, request)
+    packages = app.state.project_packages(project.id)
+    package_type = request.param("package_type")
+    if package_type is not None:
+        if package_type not in PACKAGE_TYPES:
+            raise ApiError.grape("package_type does not have a valid value")
+        packages = [p for p in packages if p.package_type == package_type]
+    name = request.param("package_name")
+    if name:
+        packages = [p for p in packages if name.lower() in p.name.lower()]  # fuzzy, like ILIKE
+    version = request.param("package_version")
+    if version:
+        packages = [p for p in packages if p.version == version]
+    status = request.param("status")
+    if status is not None:
+        if status not in STATUSES:
+            raise ApiError.grape("status does not have a valid value")
+        packages = [p for p in packages if p.status == status]
+    else:
+        packages = [p for p in packages if p.status in ("default", "deprecated", "error")]
+    order_by = request.param("order_by") or "created_at"
+    if order_by not in ORDER_BY:
+        raise ApiError.grape("order_by does not have a valid value")
+    sort = request.param("sort") or "asc"
+    if sort not in ("asc", "desc"):
+        raise ApiError.grape("sort does not have a valid value")
+    key = {
+        "created_at": lambda p: (p.created_at, p.id),
+        "name": lambda p: (p.name, p.id),
+        "version": lambda p: (p.version, p.id),
+        "type": lambda p: (p.package_type, p.id),
+    }[order_by]
+    packages.sort(key=key, reverse=sort == "desc")
+    page, headers = paginate(request, packages)
+    return Response.json(200, [package_json(app, project, p) for p in page], headers)
+
+
+def get_package(app: App, request: Request) -> Response:
+    project = _project(app, request)
+    return Response.json(200, package_json(app, project, _package(app, request, project)))
+
+
+def delete_package(app: App, request: Request) -> Response:
+    assert request.principal is not None
+    project = _project(app, request, write=True)
+    if not can_write_packages(request.principal, project):
+        raise ApiError.forbidden()
+    package = _package(app, request, project)
+    with app.state.lock:
+        app.state.packages.pop(package.id, None)
+    return Response(204)
+
+
+def files(app: App, request: Request) -> Response:
+    project = _project(app, request)
+    package = _package(app, request, project)
+    entries = [
+        {
+            "id": record.id,
+            "package_id": record.package_id,
+            "created_at": iso(record.created_at),
+            "file_name": record.file_name,
+            "size": record.size,
+            "file_md5": record.md5,
+            "file_sha1": record.sha1,
+            "file_sha256": record.sha256,
+        }
+        for record in package.files
+    ]
+    page, headers = paginate(request, entries)
+    return Response.json(200, page, headers)

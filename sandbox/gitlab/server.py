@@ -1,0 +1,269 @@
+"""The HTTP server: reads requests, applies rate limit, latency and faults, dispatches, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from sandbox.gitlab.auth import Principal, TokenRegistry, can_see_group, can_see_project
+from sandbox.gitlab.faults import BAD_GATEWAY_HTML, UNAVAILABLE_HTML, FaultPlan
+from sandbox.gitlab.http import ApiError, Request, Response, Router
+from sandbox.gitlab.models import Group, Project
+from sandbox.gitlab.object_storage import ObjectStorage
+from sandbox.gitlab.ratelimit import RateLimiter
+from sandbox.gitlab.scenario import Scenario
+from sandbox.gitlab.state import PackageState
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str
+    query: str
+    status: int  # 0 when the connection was reset
+    credentials: tuple[str, ...]  # transports presented: private-token, bearer, basic, ...
+    principal: str  # anonymous | personal | deploy | job | "" (not resolved)
+    seconds: float  # server time from first byte of the headers to the response
+    fault: str | None
+
+
+class _ConnectionResetError(Exception):
+    pass
+
+
+class App:
+    """Everything one stand-in serves; handler modules register their routes on ``router``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        tokens: TokenRegistry,
+        object_storage: ObjectStorage | None,
+        faults: FaultPlan | None,
+        latency: float,
+        rate_limit: int | None,
+        generic_duplicates_allowed: bool,
+        graphql_enabled: bool,
+    ) -> None:
+        self.scenario = scenario
+        self.tokens = tokens
+        self.state = PackageState()
+        self.object_storage = object_storage
+        self.faults = faults
+        self.latency = latency
+        self.limiter = RateLimiter(rate_limit) if rate_limit else None
+        self.generic_duplicates_allowed = generic_duplicates_allowed
+        self.graphql_enabled = graphql_enabled
+        self.url = ""
+        self.log: list[LoggedRequest] = []
+        self._log_lock = threading.Lock()
+        self.router = Router()
+        from sandbox.gitlab import generic, groups, packages_api, pipelines, pypi
+
+        for module in (pypi, generic, packages_api, groups, pipelines):
+            module.register(self)
+
+    # lookups with GitLab's visibility rules ------------------------------------------------
+    def project_for(self, request: Request, ident: str, *, package_route: bool = False) -> Project:
+        principal = request.principal or Principal("anonymous", None, ())
+        project = self.scenario.project(ident)
+        if project is None:
+            raise ApiError.not_found("Project")
+        if not can_see_project(principal, project):
+            if package_route and principal.kind == "anonymous":
+                raise ApiError.unauthorized()
+            raise ApiError.not_found("Project")
+        return project
+
+    def group_for(self, request: Request, ident: str) -> Group:
+        principal = request.principal or Principal("anonymous", None, ())
+        group = self.scenario.group(ident)
+        if group is None or not can_see_group(principal, group):
+            raise ApiError.not_found("Group")
+        return group
+
+    def record(self, entry: LoggedRequest) -> None:
+        with self._log_lock:
+            self.log.append(entry)
+
+    # dispatch ----------------------------------------------------------------------------------
+    def handle(self, request: Request) -> tuple[Response, str]:
+        try:
+            if not request.path.startswith(("/api/v4/", "/api/graphql")):
+                return Response.text(404, "Not Found"), ""
+            matched = self.router.match(request.method, request.path)
+            if matched is None:
+                return ApiError.not_found().response(), ""
+            route, params = matched
+            request.path_params = params
+            request.principal = self.tokens.resolve(request, route.auth)
+            return route.handler(request), request.principal.kind
+        except ApiError as error:
+            kind = request.principal.kind if request.principal else ""
+            return error.response(), kind
+        except Exception:  # noqa: BLE001 - a bug in the stand-in: answer like GitLab, report loudly
+            traceback.print_exc(file=sys.stderr)
+            return Response.json(500, {"message": "500 Internal Server Error"}), ""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+    app: App
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except _ConnectionResetError:
+            self.close_connection = True
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST, like a proxy dying mid-request."""
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        raise _ConnectionResetError
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            raise _ConnectionResetError
+        return body
+
+    def _serve(self) -> None:
+        app = self.server.app
+        started = time.perf_counter()
+        split = urlsplit(self.path)
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        query = parse_qs(split.query, keep_blank_values=True)
+        request = Request(self.command, split.path, query, headers, b"", app.url)
+        extra: list[tuple[str, str]] = []
+        fault: str | None = None
+        has_body = bool(int(headers.get("content-length") or 0)) or "transfer-encoding" in headers
+
+        def log(status: int, principal: str) -> None:
+            app.record(
+                LoggedRequest(
+                    self.command,
+                    split.path,
+                    split.query,
+                    status,
+                    _credentials(request),
+                    principal,
+                    time.perf_counter() - started,
+                    fault,
+                )
+            )
+
+        if app.limiter is not None:
+            allowed, extra = app.limiter.check()
+            if not allowed:
+                response = Response.text(429, "Retry later\n")
+                response.headers += extra
+                self._send(response, close=has_body)
+                log(429, "")
+                return
+        if app.latency:
+            time.sleep(app.latency)
+        plan = app.faults
+        fault = plan.decide(self.command, split.path, has_body) if plan else None
+        if fault in ("502", "503"):
+            html = BAD_GATEWAY_HTML if fault == "502" else UNAVAILABLE_HTML
+            self._send(Response.text(int(fault), html, "text/html"), close=True)
+            log(int(fault), "")
+            return
+        if fault == "reset":
+            log(0, "")
+            self._reset()
+        if fault == "reset_mid_body":
+            length = int(headers.get("content-length") or 0)
+            self.rfile.read(max(1, length // 2))
+            log(0, "")
+            self._reset()
+        try:
+            request.body = self._read_body()
+        except (_ConnectionResetError, ValueError):
+            log(0, "")
+            self._reset()
+        response, principal = app.handle(request)
+        response.headers += extra
+        self._send(response)
+        log(response.status, principal)
+
+    def _send(self, response: Response, *, close: bool = False) -> None:
+        self.send_response(response.status)
+        for key, value in response.headers:
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+
+def _credentials(request: Request) -> tuple[str, ...]:
+    from sandbox.gitlab.auth import presented_credentials
+
+    return presented_credentials(request)
+
+
+def make_server(app: App, port: int) -> _Server:
+    server = _Server(("127.0.0.1", port), _Handler)
+    server.app = app
+    app.url = f"http://127.0.0.1:{server.server_address[1]}"
+    return server

@@ -546,7 +546,7 @@ class PipelineFetcher:
         }
         if self.options.ref.kind is RefKind.NAMED:
             variables["ref"] = self.options.ref.name
-        for _ in range(4):
+        for _ in range(8):
             query = projects_query(self._page_size, self.options.ref).text()
             try:
                 return self.client.graphql(query, variables)

@@ -65,7 +65,12 @@ _SHORT_STATUS = {
     "waiting_for_resource": "waiting",
     "waiting_for_callback": "waiting",
 }
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(
+    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (window title, hyperlinks)
+    r"|\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI (colours, cursor movement)
+    r"|\x1b[@-_]"  # other escapes
+    r"|[\x00-\x08\x0a-\x1f\x7f-\x9f]"  # C0/C1 controls, newlines included (tab kept)
+)
 
 MAX_PATH_WIDTH = 48
 MAX_REF_WIDTH = 24
@@ -141,8 +146,9 @@ def _fit(text: str, width: int, ellipsis: str) -> str:
 
 def stage_cell(stage: StageStatus, width: int, painter: Painter) -> str:
     """`✔ build   `: glyph, name cut to `width`, padded so that cells line up."""
-    name = clean(stage.name)[:width].ljust(width)
-    return painter.status(stage.status, f"{painter.glyph(stage.status)} {name}")
+    name = clean(stage.name)[:width]
+    cell = painter.status(stage.status, f"{painter.glyph(stage.status)} {name}")
+    return cell + " " * (width - len(name))
 
 
 def _failed_jobs_text(pipeline: PipelineInfo, painter: Painter) -> str:

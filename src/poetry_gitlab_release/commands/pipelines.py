@@ -313,7 +313,7 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
             self.line_error(f"{what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)
 
         def notice(message: str) -> None:
-            self.line_error(f"<warning>{message}</warning>", verbosity=Verbosity.VERBOSE)
+            self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
 
         retry = RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0)
         with GitLabClient(settings, retry=retry, on_retry=on_retry) as client:

@@ -580,8 +580,8 @@ class PipelineFetcher:
             projects = list(self.client.paginate(f"groups/{group}/projects", params))
         except NotFoundError:
             raise self._unknown_group() from None
-        if self._group_path is None and projects:
-            self._group_path = _group_path_of(projects, self._group_id)
+        if projects and (self._group_path is None or self._group_id is None):
+            self._group_path, self._group_id = _group_of(projects, self._group_path, self._group_id)
         if self._group_path is None:
             self._resolve_group_path()
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
@@ -696,23 +696,17 @@ def _short_reason(error: ApiError) -> str:
     return error.message if len(error.message) <= 120 else error.message[:117] + "..."
 
 
-def _group_path_of(projects: Sequence[Mapping[str, Any]], group_id: int | None) -> str | None:
-    """The requested group's path, from the namespace of a project directly inside it."""
+def _group_of(
+    projects: Sequence[Mapping[str, Any]], path: str | None, group_id: int | None
+) -> tuple[str | None, int | None]:
+    """Fill the requested group's path or id from the namespace of a project directly in it."""
     for project in projects:
         namespace = project.get("namespace")
-        if isinstance(namespace, Mapping) and namespace.get("id") == group_id:
-            path = namespace.get("full_path")
-            if isinstance(path, str):
-                return path
-    return None
-
-
-__all__ = [
-    "FetchOptions",
-    "PipelineFetcher",
-    "check_credential",
-    "largest_page_size",
-    "log_tail",
-    "projects_query",
-    "query_complexity",
-]
+        if not isinstance(namespace, Mapping):
+            continue
+        ns_path, ns_id = namespace.get("full_path"), namespace.get("id")
+        if group_id is not None and ns_id == group_id and isinstance(ns_path, str):
+            return ns_path, group_id
+        if path is not None and isinstance(ns_path, str) and ns_path.lower() == path.lower():
+            return ns_path, ns_id if isinstance(ns_id, int) else None
+    return path, group_id

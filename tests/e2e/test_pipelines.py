@@ -189,7 +189,8 @@ def test_table_shows_every_project_and_a_summary(
     truth = expected(generated.scenario, "acme")
     body = lines[1:-1]
     assert len(body) == len(truth)
-    for line, (path, value) in zip(body, sorted(truth.items(), key=lambda i: i[0].lower())):
+    ordered = sorted(truth.items(), key=lambda item: item[0].lower())
+    for line, (path, value) in zip(body, ordered, strict=True):
         assert line.startswith(path.split("/", 1)[1])
         if value is None:
             assert "(no pipeline)" in line

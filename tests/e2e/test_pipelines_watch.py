@@ -17,6 +17,13 @@ pytestmark = pytest.mark.e2e
 HOME_CLEAR = "\x1b[?25l\x1b[H\x1b[2J"
 
 
+def seen(child: pexpect.spawn[str]) -> str:
+    """What the last expect() consumed: the text before the match and the match."""
+    before = child.before if isinstance(child.before, str) else ""
+    after = child.after if isinstance(child.after, str) else ""
+    return before + after
+
+
 def with_web_app_fixed(scenario: Scenario) -> Scenario:
     """The same world, except that web-app's latest pipeline now succeeded."""
     web = scenario.project("demo-group/web-app")
@@ -54,7 +61,7 @@ def test_watch_redraws_in_place_highlights_changes_and_stops_on_ctrl_c(
         child.expect_exact(HOME_CLEAR)
         child.expect(r"refreshed (\d\d:\d\d:\d\d)  every \d+s")
         child.expect(r"4 projects: 1 failed, 1 running, 1 success, 1 without pipeline")
-        first = child.before
+        first = seen(child)
         assert "web-app" in first and "▶" not in first
 
         gitlab_standin.app.scenario = with_web_app_fixed(gitlab_standin.scenario)
@@ -63,11 +70,11 @@ def test_watch_redraws_in_place_highlights_changes_and_stops_on_ctrl_c(
         # with the changed row marked
         child.expect(r"\x1b\[H[^\x1b]*refreshed (\d\d:\d\d:\d\d)")
         child.expect(r"4 projects: [^\r\n]*\r?\n")
-        frame = child.before + child.after
+        frame = seen(child)
         if "▶" not in frame:  # the change may land one refresh later
             child.expect(r"\x1b\[H[^\x1b]*refreshed")
             child.expect(r"4 projects: [^\r\n]*\r?\n")
-            frame = child.before + child.after
+            frame = seen(child)
         assert "\x1b[2J" not in frame
         changed = [line for line in frame.splitlines() if line.startswith("▶ ")]
         assert len(changed) == 1 and "web-app" in changed[0] and "success" in changed[0]

@@ -96,10 +96,10 @@ def test_watch_highlights_changes_and_stops_cleanly_on_ctrl_c() -> None:
 
 
 def test_a_failed_refresh_keeps_the_last_data_and_says_so() -> None:
-    calls = iter([snap("running"), NetworkError("cannot connect to g")])
+    calls: list[Snapshot | Exception] = [snap("running"), NetworkError("cannot connect to g")]
 
     def fetch() -> Snapshot:
-        item = next(calls)
+        item = calls.pop(0)
         if isinstance(item, Exception):
             raise item
         return item

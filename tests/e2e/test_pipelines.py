@@ -116,7 +116,7 @@ def subgroup_of(scenario: Scenario, root: str) -> str:
 
 
 @pytest.mark.parametrize("api", ["graphql", "rest"])
-@pytest.mark.parametrize("ref", [None, "default"])
+@pytest.mark.parametrize("ref", [None, "default", "main"])
 def test_json_equals_ground_truth(
     generated: GitLabStandIn, monkeypatch: pytest.MonkeyPatch, api: str, ref: str | None
 ) -> None:

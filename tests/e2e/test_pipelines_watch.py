@@ -88,3 +88,43 @@ def test_watch_redraws_in_place_highlights_changes_and_stops_on_ctrl_c(
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_watch_feeds_a_textfile_collector_and_stops_cleanly_on_sigint(
+    gitlab_standin: GitLabStandIn, poetry_cli: PoetryCli, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import time
+
+    target = tmp_path / "textfile" / "gitlab.prom"
+    target.parent.mkdir()
+    env = poetry_cli.environment({"GITLAB_TOKEN": gitlab_standin.tokens.read_api})
+    process = subprocess.Popen(
+        [str(POETRY), "gitlab-pipelines", "--host", gitlab_standin.url, "-g", "demo-group",
+         "--watch", "--interval", "2", "--format", "openmetrics", "--output", str(target)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert target.exists(), process.stderr
+        gitlab_standin.reset_log()
+        while not gitlab_standin.request_log and time.monotonic() < deadline:
+            time.sleep(0.1)  # a second refresh replaced the file
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    text = target.read_text()
+    assert text.endswith("# EOF\n")
+    assert (
+        'gitlab_ci_pipeline_status{project="demo-group/web-app",ref="main",status="failed"} 1'
+        in text
+    )
+    assert [p.name for p in target.parent.iterdir()] == ["gitlab.prom"]  # no temporary files left
+    assert out == ""  # everything went to the file

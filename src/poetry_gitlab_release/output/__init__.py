@@ -1,3 +1,3 @@
-"""Rendering only: tables, colours, the watch screen, JSON and OpenMetrics."""
+"""Rendering only: tables, colours, the watch screen, JSON, JUnit XML and OpenMetrics."""
 
 from __future__ import annotations

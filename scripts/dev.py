@@ -62,7 +62,7 @@ def command_test(pytest_args: list[str]) -> None:
     _run(BIN / "mypy", env=env)
     if (ROOT / "mkdocs.yml").exists():
         _run(BIN / "mkdocs", "build", "--strict", "--quiet", "--site-dir", ".dev/site", env=env)
-    _run(PYTHON, "-m", "pytest", *pytest_args, env=env)
+    _run(PYTHON, "-m", "pytest", "-n", "2", "--dist", "loadgroup", *pytest_args, env=env)
 
 
 def command_demo(demo_args: list[str]) -> None:

@@ -105,6 +105,15 @@ class Scenario:
             job.id: (job, pipeline) for pipeline in self.pipelines.values() for job in pipeline.jobs
         }
 
+        self._stage_statuses: dict[int, list[tuple[str, str]]] = {}
+
+    def stage_statuses(self, pipeline: Pipeline) -> list[tuple[str, str]]:
+        """Cached ``pipeline.stage_statuses()`` (scenario data never changes)."""
+        cached = self._stage_statuses.get(pipeline.id)
+        if cached is None:
+            cached = self._stage_statuses[pipeline.id] = pipeline.stage_statuses()
+        return cached
+
     # lookups -------------------------------------------------------------------------------
     def group(self, ref: int | str) -> Group | None:
         if isinstance(ref, int) or ref.isdigit():

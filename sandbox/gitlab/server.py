@@ -67,9 +67,9 @@ class App:
         self.log: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
         self.router = Router()
-        from sandbox.gitlab import generic, groups, packages_api, pipelines, pypi
+        from sandbox.gitlab import generic, graphql_api, groups, packages_api, pipelines, pypi
 
-        for module in (pypi, generic, packages_api, groups, pipelines):
+        for module in (pypi, generic, packages_api, groups, pipelines, graphql_api):
             module.register(self)
 
     # lookups with GitLab's visibility rules ------------------------------------------------
@@ -109,6 +109,8 @@ class App:
             return route.handler(request), request.principal.kind
         except ApiError as error:
             kind = request.principal.kind if request.principal else ""
+            if request.path.startswith("/api/graphql") and error.status == 401:
+                return Response.json(401, {"errors": [{"message": "Invalid token"}]}), kind
             return error.response(), kind
         except Exception:  # noqa: BLE001 - a bug in the stand-in: answer like GitLab, report loudly
             traceback.print_exc(file=sys.stderr)
@@ -213,8 +215,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not allowed:
                 response = Response.text(429, "Retry later\n")
                 response.headers += extra
-                self._send(response, close=has_body)
                 log(429, "")
+                self._send(response, close=has_body)
                 return
         if app.latency:
             time.sleep(app.latency)
@@ -222,8 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = plan.decide(self.command, split.path, has_body) if plan else None
         if fault in ("502", "503"):
             html = BAD_GATEWAY_HTML if fault == "502" else UNAVAILABLE_HTML
-            self._send(Response.text(int(fault), html, "text/html"), close=True)
             log(int(fault), "")
+            self._send(Response.text(int(fault), html, "text/html"), close=True)
             return
         if fault == "reset":
             log(0, "")
@@ -240,8 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         response, principal = app.handle(request)
         response.headers += extra
-        self._send(response)
         log(response.status, principal)
+        self._send(response)
 
     def _send(self, response: Response, *, close: bool = False) -> None:
         self.send_response(response.status)

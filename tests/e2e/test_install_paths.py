@@ -18,7 +18,7 @@ import pytest
 
 from tests.fixtures.poetry import PoetryCli
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("fresh-poetry")]
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMPLE_SOURCE = textwrap.dedent(
@@ -86,31 +86,21 @@ def assert_plugin_works(poetry: Path, cli: PoetryCli, cwd: Path) -> None:
     assert "unknown step 'nonsense'" in bad.stderr
 
 
-def test_pip_install_into_the_environment_that_runs_poetry(
-    tmp_path: Path, plugin_wheel: Path, poetry_cli: PoetryCli
-) -> None:
-    poetry = fresh_poetry(tmp_path / "env", str(plugin_wheel))
-    assert_plugin_works(poetry, poetry_cli, tmp_path)
+@pytest.fixture(scope="module")
+def shared_poetry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fresh Poetry for the three paths, used in order: project plugin, self add, pip.
 
-
-def test_poetry_self_add(tmp_path: Path, plugin_wheel: Path, poetry_cli: PoetryCli) -> None:
-    poetry = fresh_poetry(tmp_path / "env")
-    assert "gitlab-release" not in run(poetry, poetry_cli, "list", cwd=tmp_path).stdout
-    run(
-        poetry, poetry_cli, "self", "show", cwd=tmp_path
-    )  # writes Poetry's self project (no lock yet)
-    assert (poetry_cli.config_dir / "pyproject.toml").is_file()
-    with (poetry_cli.config_dir / "pyproject.toml").open("a") as handle:
-        handle.write(SIMPLE_SOURCE)
-    added = run(poetry, poetry_cli, "self", "add", str(plugin_wheel), cwd=tmp_path)
-    assert added.returncode == 0, added.stdout + added.stderr
-    assert_plugin_works(poetry, poetry_cli, tmp_path)
+    Creating a Poetry environment is most of the cost, so the tests share one and each
+    starts from the state the previous one left, which is also what a user's machine sees.
+    """
+    return fresh_poetry(tmp_path_factory.mktemp("fresh-poetry") / "env")
 
 
 def test_requires_plugins_in_a_project(
-    tmp_path: Path, plugin_wheel: Path, poetry_cli: PoetryCli
+    shared_poetry: Path, tmp_path: Path, plugin_wheel: Path, module_poetry_cli: PoetryCli
 ) -> None:
-    poetry = fresh_poetry(tmp_path / "env")
+    poetry = shared_poetry
+    assert "gitlab-release" not in run(poetry, module_poetry_cli, "list", cwd=tmp_path).stdout
     project = tmp_path / "consumer"
     project.mkdir()
     (project / "pyproject.toml").write_text(
@@ -130,9 +120,43 @@ def test_requires_plugins_in_a_project(
         )
         + SIMPLE_SOURCE
     )
-    installed = run(poetry, poetry_cli, "install", cwd=project)
+    installed = run(poetry, module_poetry_cli, "install", cwd=project)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert (project / ".poetry" / "plugins").is_dir()
-    assert_plugin_works(poetry, poetry_cli, project)
-    hidden = run(poetry, poetry_cli, "--no-plugins", "list", cwd=project)
+    assert_plugin_works(poetry, module_poetry_cli, project)
+    hidden = run(poetry, module_poetry_cli, "--no-plugins", "list", cwd=project)
     assert "gitlab-release" not in hidden.stdout
+    elsewhere = run(poetry, module_poetry_cli, "list", cwd=tmp_path)
+    assert "gitlab-release" not in elsewhere.stdout  # a project plugin stays in its project
+
+
+def test_poetry_self_add(
+    shared_poetry: Path, tmp_path: Path, plugin_wheel: Path, module_poetry_cli: PoetryCli
+) -> None:
+    poetry = shared_poetry
+    assert "gitlab-release" not in run(poetry, module_poetry_cli, "list", cwd=tmp_path).stdout
+    run(
+        poetry, module_poetry_cli, "self", "show", cwd=tmp_path
+    )  # writes Poetry's self project (no lock yet)
+    assert (module_poetry_cli.config_dir / "pyproject.toml").is_file()
+    with (module_poetry_cli.config_dir / "pyproject.toml").open("a") as handle:
+        handle.write(SIMPLE_SOURCE)
+    added = run(poetry, module_poetry_cli, "self", "add", str(plugin_wheel), cwd=tmp_path)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert_plugin_works(poetry, module_poetry_cli, tmp_path)
+
+
+def test_pip_install_into_the_environment_that_runs_poetry(
+    shared_poetry: Path, tmp_path: Path, plugin_wheel: Path, module_poetry_cli: PoetryCli
+) -> None:
+    pip = [str(shared_poetry.with_name("python")), "-m", "pip", "--quiet"]
+    subprocess.run(
+        [*pip, "uninstall", "--yes", "poetry-gitlab-release"], check=True, capture_output=True
+    )
+    assert (
+        "gitlab-release" not in run(shared_poetry, module_poetry_cli, "list", cwd=tmp_path).stdout
+    )
+    subprocess.run(
+        [*pip, "install", "--no-deps", str(plugin_wheel)], check=True, capture_output=True
+    )
+    assert_plugin_works(shared_poetry, module_poetry_cli, tmp_path)

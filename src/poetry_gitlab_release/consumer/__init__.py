@@ -1,0 +1,3 @@
+"""The consumer side: resolve a release, download it, verify every file, report."""
+
+from __future__ import annotations

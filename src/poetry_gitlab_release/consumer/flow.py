@@ -1,0 +1,417 @@
+"""The consumer flow: resolve -> download (sha256 checked) -> fetch signature material ->
+verify each file against the expected identity -> report.
+
+Two sources of files:
+  registry  `name==version` (or `name`, the latest final release) from a project's or a group's
+            PyPI simple index; signature material from the owning project's generic registry.
+  local     files on disk; material beside them, in a bundle directory, or given explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from poetry_gitlab_release.consumer.check import verify_file
+from poetry_gitlab_release.consumer.material import MaterialKind, SignatureMaterial
+from poetry_gitlab_release.consumer.report import FileResult, Report, Verdict
+from poetry_gitlab_release.errors import ConfigError, UsageError, VerificationError
+from poetry_gitlab_release.gitlab.simple_index import normalize_name
+from poetry_gitlab_release.identity import ExpectedIdentity, git_ref, gitlab_identity
+
+if TYPE_CHECKING:
+    from sigstore.verify import Verifier
+
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.settings import Settings
+
+Progress = Callable[[str], None]
+
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?:\s*==\s*(\S+))?$")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    version: str | None
+
+    def __str__(self) -> str:
+        return self.name if self.version is None else f"{self.name}=={self.version}"
+
+
+def parse_requirement(text: str) -> Requirement:
+    match = _REQUIREMENT.match(text.strip())
+    if not match:
+        raise UsageError(
+            f"{text!r} is neither `name==version`, `name`, nor an existing file",
+            hint="give a requirement such as hello-package==1.0.0, or paths to files",
+        )
+    return Requirement(match.group(1), match.group(2))
+
+
+@dataclass(frozen=True)
+class IdentityOptions:
+    """The command-line overrides of the default identity."""
+
+    identity: str | None = None
+    issuer: str | None = None
+    ref: str | None = None
+    ref_regex: str | None = None
+    ci_config: str = ".gitlab-ci.yml"
+
+
+def normalize_ref(ref: str) -> str:
+    """`refs/...` as given; anything else is a tag name."""
+    return git_ref(tag=ref)
+
+
+def expected_identity(
+    options: IdentityOptions, *, server_url: str, project_path: str | None, version: str | None
+) -> ExpectedIdentity:
+    """By default `https://{host}/{project}//.gitlab-ci.yml@refs/tags/v{version}`, issuer host."""
+    issuer = options.issuer or server_url
+    ref = normalize_ref(options.ref) if options.ref else None
+    if options.identity:
+        return ExpectedIdentity(
+            issuer=issuer, identity=options.identity, ref=ref, ref_pattern=options.ref_regex
+        )
+    if project_path is None:
+        raise ConfigError(
+            "cannot tell whose signature to expect: the project path is unknown",
+            hint="pass --gitlab-project GROUP/PROJECT (a path, not an id) or --identity",
+        )
+    repository = f"{issuer.rstrip('/')}/{project_path.strip('/')}"
+    if options.ref_regex:
+        prefix = gitlab_identity(server_url, project_path, options.ci_config, "")
+        return ExpectedIdentity(
+            issuer=issuer,
+            identity_pattern=re.escape(prefix) + f"(?:{options.ref_regex})",
+            repository_uri=repository,
+            ref_pattern=options.ref_regex,
+        )
+    if ref is None:
+        if version is None:
+            raise ConfigError(
+                "cannot tell which ref signed these files",
+                hint="pass --ref (e.g. refs/tags/v1.0.0), --ref-regex, or --identity",
+            )
+        ref = f"refs/tags/v{version}"
+    return ExpectedIdentity.for_gitlab(
+        server_url=server_url,
+        project_path=project_path,
+        ref=ref,
+        ci_config_path=options.ci_config,
+        issuer=issuer,
+    )
+
+
+# --- local files -----------------------------------------------------------------------------
+
+
+def local_material(
+    path: Path, *, bundle_dir: Path | None, bundle: Path | None
+) -> SignatureMaterial | None:
+    """The first material found: --bundle, then the bundle dir, then beside the file."""
+    if bundle is not None:
+        kind = (
+            MaterialKind.ATTESTATION
+            if bundle.name.endswith(MaterialKind.ATTESTATION.value)
+            else MaterialKind.BUNDLE
+        )
+        return SignatureMaterial(kind, _read_bounded(bundle), str(bundle))
+    directories = [d for d in (bundle_dir, path.parent) if d is not None]
+    for directory in directories:
+        for kind in (MaterialKind.BUNDLE, MaterialKind.ATTESTATION):
+            candidate = directory / (path.name + kind.value)
+            if candidate.is_file():
+                return SignatureMaterial(kind, _read_bounded(candidate), str(candidate))
+    for directory in directories:
+        sig, crt = directory / (path.name + ".sig"), directory / (path.name + ".crt")
+        if sig.is_file() and crt.is_file():
+            return SignatureMaterial(
+                MaterialKind.DETACHED, _read_bounded(sig), str(sig), certificate=_read_bounded(crt)
+            )
+    return None
+
+
+def _read_bounded(path: Path) -> bytes:
+    from poetry_gitlab_release.gitlab.downloads import MAX_SIGNATURE_BYTES
+
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SIGNATURE_BYTES + 1)
+    if len(data) > MAX_SIGNATURE_BYTES:
+        raise VerificationError(f"{path}: larger than {MAX_SIGNATURE_BYTES} bytes, not a bundle")
+    return data
+
+
+def verify_local(
+    paths: Sequence[Path],
+    *,
+    verifier: Verifier,
+    expected: ExpectedIdentity,
+    bundle_dir: Path | None,
+    bundle: Path | None,
+    online_log: bool,
+    progress: Progress = lambda _: None,
+) -> Report:
+    from poetry_gitlab_release.gitlab.downloads import sha256_file
+
+    if bundle is not None and len(paths) != 1:
+        raise UsageError("--bundle names the material of exactly one file")
+    results: list[FileResult] = []
+    for path in paths:
+        if not path.is_file():
+            results.append(FileResult(path.name, Verdict.FAILED, reason=f"no such file: {path}"))
+            continue
+        progress(f"verifying {path}")
+        sha256, size = sha256_file(path)
+        try:
+            material = local_material(path, bundle_dir=bundle_dir, bundle=bundle)
+        except (OSError, VerificationError) as exc:
+            results.append(
+                FileResult(path.name, Verdict.FAILED, reason=str(exc), sha256=sha256, size=size)
+            )
+            continue
+        result = verify_file(
+            verifier,
+            name=path.name,
+            sha256=sha256,
+            size=size,
+            path=path,
+            material=material,
+            expected=expected,
+            online_log=online_log,
+        )
+        if result.verdict is Verdict.UNSIGNED:
+            where = f"{bundle_dir} or {path.parent}" if bundle_dir else str(path.parent)
+            result = replace(
+                result,
+                reason=f"no {path.name}.sigstore.json, .publish.attestation or .sig/.crt in {where}",
+            )
+        results.append(result)
+    return Report(
+        subject=", ".join(p.name for p in paths),
+        expected=expected.describe(),
+        source="local files",
+        results=tuple(results),
+    )
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryTarget:
+    """Where the files and their signatures live."""
+
+    simple_url: str
+    signature_project: str  # id or path of the project whose generic registry holds signatures
+    project_path: str | None
+
+
+def resolve_target(
+    client: GitLabClient, settings: Settings, requirement: Requirement, *, group_index: bool
+) -> RegistryTarget:
+    """Project mode: the project's index and registry. Group mode: the group's index, and the
+    project given with --gitlab-project, else the one project of the group holding the package."""
+    from poetry_gitlab_release.gitlab.urls import pypi_simple_url
+
+    if group_index:
+        group = settings.require_group()
+        simple_url = pypi_simple_url(settings.api_url, group=group)
+        if settings.project is not None and settings.source_of("project") == "--gitlab-project":
+            project: str = settings.project
+            path = settings.project_path
+        else:
+            project, path = _owning_project(client, group, requirement)
+    else:
+        project = settings.require_project()
+        path = settings.project_path
+        simple_url = pypi_simple_url(settings.api_url, project=project)
+    if path is None and project.isdigit():
+        path = _project_path(client, project)
+    return RegistryTarget(simple_url=simple_url, signature_project=project, project_path=path)
+
+
+def _owning_project(
+    client: GitLabClient, group: str, requirement: Requirement
+) -> tuple[str, str | None]:
+    """The one project of `group` that holds the package (the group index does not say).
+
+    `GET /groups/:id/packages` where GitLab has it; else each project of the group (with
+    subgroups) is asked through `GET /projects/:id/packages`.
+    """
+    from poetry_gitlab_release.errors import NotFoundError
+    from poetry_gitlab_release.gitlab.urls import encode_id
+
+    params: dict[str, Any] = {"package_type": "pypi", "package_name": requirement.name}
+    owners: dict[str, str | None] = {}
+    try:
+        for package in client.paginate(f"groups/{encode_id(group)}/packages", params):
+            if _is_release(package, requirement) and package.get("project_id") is not None:
+                owners[str(package["project_id"])] = package.get("project_path")
+    except NotFoundError:
+        projects = client.paginate(
+            f"groups/{encode_id(group)}/projects",
+            {"include_subgroups": "true", "with_shared": "false", "simple": "true"},
+        )
+        for project in projects:
+            if not isinstance(project, dict) or project.get("id") is None:
+                continue
+            packages = client.paginate(f"projects/{project['id']}/packages", params)
+            if any(_is_release(package, requirement) for package in packages):
+                owners[str(project["id"])] = project.get("path_with_namespace")
+    if not owners:
+        raise ConfigError(
+            f"cannot find which project of group {group} publishes {requirement}",
+            hint="pass --gitlab-project ID|PATH to say where its signatures live",
+        )
+    if len(owners) > 1:
+        raise ConfigError(
+            f"several projects of group {group} publish {requirement}: {', '.join(sorted(owners))}",
+            hint="pass --gitlab-project to choose one",
+        )
+    project_id, path = next(iter(owners.items()))
+    return project_id, path
+
+
+def _is_release(package: object, requirement: Requirement) -> bool:
+    if not isinstance(package, dict):
+        return False
+    if normalize_name(str(package.get("name", ""))) != normalize_name(requirement.name):
+        return False
+    return requirement.version is None or str(package.get("version")) == requirement.version
+
+
+def _project_path(client: GitLabClient, project: str) -> str | None:
+    from poetry_gitlab_release.errors import ApiError
+    from poetry_gitlab_release.gitlab.urls import encode_id
+
+    try:
+        body = client.get_json(f"projects/{encode_id(project)}")
+    except ApiError:
+        return None  # a job or deploy token may not read the project; the caller explains
+    path = body.get("path_with_namespace") if isinstance(body, dict) else None
+    return path if isinstance(path, str) and path else None
+
+
+def fetch_registry_material(
+    client: GitLabClient,
+    settings: Settings,
+    project: str,
+    package: str,
+    version: str,
+    file_name: str,
+    *,
+    online_log: bool,
+) -> SignatureMaterial | None:
+    """`.sigstore.json`, else `.publish.attestation`, else `.sig`+`.crt` (online log only)."""
+    from poetry_gitlab_release.gitlab.downloads import fetch_small_file
+    from poetry_gitlab_release.gitlab.urls import generic_file_url
+
+    def get(suffix: str) -> bytes | None:
+        url = generic_file_url(settings.api_url, project, package, version, file_name + suffix)
+        return fetch_small_file(client, url, f"{file_name}{suffix}")
+
+    for kind in (MaterialKind.BUNDLE, MaterialKind.ATTESTATION):
+        content = get(kind.value)
+        if content is not None:
+            return SignatureMaterial(kind, content, f"{file_name}{kind.value}")
+    if online_log:
+        signature = get(".sig")
+        certificate = get(".crt") if signature is not None else None
+        if signature is not None and certificate is not None:
+            return SignatureMaterial(
+                MaterialKind.DETACHED, signature, f"{file_name}.sig", certificate=certificate
+            )
+    return None
+
+
+def verify_registry(
+    settings: Settings,
+    requirement: Requirement,
+    *,
+    dest: Path,
+    identity_options: IdentityOptions,
+    make_verifier: Callable[[], Verifier],
+    online_log: bool,
+    group_index: bool = False,
+    progress: Progress = lambda _: None,
+    client_factory: Callable[[Settings], GitLabClient] | None = None,
+) -> Report:
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.downloads import download_file
+    from poetry_gitlab_release.gitlab.simple_index import fetch_project_page, select_release
+
+    factory = client_factory or GitLabClient
+    with factory(settings) as client:
+        target = resolve_target(client, settings, requirement, group_index=group_index)
+        progress(f"reading {target.simple_url}/{normalize_name(requirement.name)}/")
+        files = fetch_project_page(client, target.simple_url, requirement.name)
+        version_text, release = select_release(files, requirement.name, requirement.version)
+        expected = expected_identity(
+            identity_options,
+            server_url=settings.server_url,
+            project_path=target.project_path,
+            version=version_text,
+        )
+        verifier = make_verifier()
+        package = normalize_name(requirement.name)
+        results: list[FileResult] = []
+        for item in release:
+            name = item.name
+            if item.file.sha256 is None:
+                results.append(
+                    FileResult(name, Verdict.FAILED, reason="the index gives no sha256 for it")
+                )
+                continue
+            progress(f"downloading {name}")
+            try:
+                download = download_file(
+                    client, item.file.url, dest, name, expected_sha256=item.file.sha256
+                )
+            except VerificationError as exc:
+                results.append(FileResult(name, Verdict.FAILED, reason=_strip_name(str(exc), name)))
+                continue
+            material = fetch_registry_material(
+                client,
+                settings,
+                target.signature_project,
+                package,
+                version_text,
+                name,
+                online_log=online_log,
+            )
+            result = verify_file(
+                verifier,
+                name=name,
+                sha256=download.sha256,
+                size=download.size,
+                path=download.path,
+                material=material,
+                expected=expected,
+                online_log=online_log,
+            )
+            if result.verdict is Verdict.UNSIGNED:
+                detached = ", .sig/.crt" if online_log else ""
+                result = replace(
+                    result,
+                    reason=f"no {name}.sigstore.json, .publish.attestation{detached} in "
+                    f"the generic registry at {package}/{version_text}",
+                )
+            results.append(result)
+    return Report(
+        subject=f"{requirement.name}=={version_text}",
+        expected=expected.describe(),
+        source=f"{target.simple_url}/{package}/",
+        results=tuple(results),
+        dest=dest,
+    )
+
+
+def _strip_name(message: str, name: str) -> str:
+    prefix = f"{name}: "
+    return message.removeprefix(prefix)

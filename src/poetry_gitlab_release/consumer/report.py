@@ -1,0 +1,61 @@
+"""What verification found, per file and for the release: plain values the renderers read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Verdict(str, Enum):
+    VERIFIED = "verified"
+    FAILED = "failed"
+    UNSIGNED = "unsigned"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    name: str
+    verdict: Verdict
+    reason: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    path: Path | None = None
+    material: str | None = None  # which signature material was used
+    identity: str | None = None  # certificate SAN
+    issuer: str | None = None
+    ref: str | None = None
+    commit: str | None = None
+    job_url: str | None = None
+    log_index: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.VERIFIED
+
+    def message(self) -> str:
+        """One line naming the file and the reason."""
+        if self.ok:
+            return f"{self.name}: verified"
+        return f"{self.name}: {self.verdict.value}: {self.reason or 'no reason given'}"
+
+
+@dataclass(frozen=True)
+class Report:
+    subject: str  # `name==version`, or "local files"
+    expected: str  # the identity policy, described
+    source: str  # the index URL or "local files"
+    results: tuple[FileResult, ...] = field(default_factory=tuple)
+    dest: Path | None = None
+    installed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(result.ok for result in self.results)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {verdict.value: 0 for verdict in Verdict}
+        for result in self.results:
+            counts[result.verdict.value] += 1
+        return counts

@@ -1,0 +1,3 @@
+"""Rendering only: tables, JSON, JUnit XML."""
+
+from __future__ import annotations

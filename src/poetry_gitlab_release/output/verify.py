@@ -1,0 +1,134 @@
+"""Render a verification report: a text table, JSON, or JUnit XML (GitLab's test report).
+
+Only report values are rendered; nothing here can see a token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from xml.etree import ElementTree as ET
+
+if TYPE_CHECKING:
+    from poetry_gitlab_release.consumer.report import FileResult, Report
+
+TABLE_COLUMNS = (
+    "file",
+    "sha256",
+    "signer identity",
+    "ref",
+    "commit",
+    "job",
+    "log index",
+    "verdict",
+)
+
+
+def _short(value: str | None, length: int) -> str:
+    if not value:
+        return "-"
+    return value if len(value) <= length else value[:length]
+
+
+def table_rows(report: Report) -> list[tuple[str, ...]]:
+    return [
+        (
+            result.name,
+            _short(result.sha256, 12),
+            result.identity or "-",
+            result.ref or "-",
+            _short(result.commit, 12),
+            result.job_url or "-",
+            "-" if result.log_index is None else str(result.log_index),
+            result.verdict.value,
+        )
+        for result in report.results
+    ]
+
+
+def render_table(report: Report, style: bool = True) -> list[str]:
+    """Aligned columns; with `style`, verdicts carry cleo tags (<info>/<error>)."""
+    rows = table_rows(report)
+    widths = [len(column) for column in TABLE_COLUMNS]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+
+    def line(cells: tuple[str, ...], verdict_tag: str | None = None) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
+        if verdict_tag:
+            padded[-1] = f"<{verdict_tag}>{cells[-1]}</{verdict_tag}>"
+        return "  ".join(padded).rstrip()
+
+    lines = [line(TABLE_COLUMNS), "  ".join("-" * width for width in widths)]
+    for result, row in zip(report.results, rows, strict=True):
+        tag = ("info" if result.ok else "error") if style else None
+        lines.append(line(row, tag))
+    return lines
+
+
+def result_dict(result: FileResult) -> dict[str, Any]:
+    return {
+        "file": result.name,
+        "verdict": result.verdict.value,
+        "verified": result.ok,
+        "reason": result.reason,
+        "sha256": result.sha256,
+        "size": result.size,
+        "path": None if result.path is None else str(result.path),
+        "material": result.material,
+        "identity": result.identity,
+        "issuer": result.issuer,
+        "ref": result.ref,
+        "commit": result.commit,
+        "job_url": result.job_url,
+        "log_index": result.log_index,
+    }
+
+
+def render_json(report: Report) -> str:
+    document = {
+        "subject": report.subject,
+        "source": report.source,
+        "expected": report.expected,
+        "ok": report.ok,
+        "counts": report.counts,
+        "dest": None if report.dest is None else str(report.dest),
+        "installed": report.installed,
+        "files": [result_dict(result) for result in report.results],
+    }
+    return json.dumps(document, indent=2)
+
+
+def render_junit(report: Report) -> str:
+    """One testsuite, one testcase per file; failed and unsigned files are failures."""
+    counts = report.counts
+    failures = len(report.results) - counts["verified"]
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"gitlab-verify {report.subject}",
+            "tests": str(len(report.results)),
+            "failures": str(failures),
+            "errors": "0",
+            "skipped": "0",
+        },
+    )
+    for result in report.results:
+        case = ET.SubElement(suite, "testcase", {"classname": "gitlab-verify", "name": result.name})
+        details = [f"{key}: {value}" for key, value in result_dict(result).items() if value]
+        if not result.ok:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                {"type": result.verdict.value, "message": result.reason or result.verdict.value},
+            )
+            failure.text = "\n".join(details)
+        else:
+            output = ET.SubElement(case, "system-out")
+            output.text = "\n".join(details)
+    suites = ET.Element(
+        "testsuites", {"tests": str(len(report.results)), "failures": str(failures)}
+    )
+    suites.append(suite)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

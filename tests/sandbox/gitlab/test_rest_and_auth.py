@@ -1,0 +1,288 @@
+"""REST fidelity: the auth matrix, generic registry, packages API, pagination, simple index."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from sandbox.gitlab import GitLabStandIn, Scenario
+from sandbox.gitlab.http import Request
+from sandbox.gitlab.pagination import paginate
+
+HELLO = 100
+GENERIC = "/projects/100/packages/generic/hello-package/0.1.0"
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _pypi_upload(
+    standin: GitLabStandIn, headers: dict[str, str], content: bytes = b"wheel-bytes", **fields: str
+) -> httpx.Response:
+    data = {"name": "Hello.Package", "version": "0.1.0", "requires_python": ">=3.9", **fields}
+    return httpx.post(
+        f"{standin.api_url}/projects/{HELLO}/packages/pypi",
+        data=data,
+        files={"content": ("hello_package-0.1.0-py3-none-any.whl", content)},
+        headers=headers,
+    )
+
+
+def test_pypi_rules(gitlab_standin: GitLabStandIn) -> None:
+    g = gitlab_standin
+    job = g.job_token(HELLO)
+    assert _pypi_upload(g, {"JOB-TOKEN": job}).status_code == 401  # header refused on PyPI
+    assert _pypi_upload(g, _basic("someone", job)).status_code == 401
+    assert _pypi_upload(g, _basic("x", g.tokens.read_api)).json()["error"] == "insufficient_scope"
+    bad = _pypi_upload(g, _basic("x", g.tokens.personal), sha256_digest="ab" * 32)
+    assert bad.status_code == 400
+    missing = httpx.post(
+        f"{g.api_url}/projects/{HELLO}/packages/pypi",
+        data={"x": "1"},
+        files={"y": ("f", b"")},
+        headers=_basic("x", g.tokens.personal),
+    )
+    assert missing.json() == {"error": "content is missing, name is missing, version is missing"}
+    assert g.stored_files() == []
+    digest = hashlib.sha256(b"wheel-bytes").hexdigest()
+    ok = _pypi_upload(g, _basic("gitlab-ci-token", job), sha256_digest=digest)
+    assert (ok.status_code, ok.json()) == (201, {"message": "201 Created"})
+    again = _pypi_upload(g, _basic(g.tokens.deploy_username, g.tokens.deploy_token))
+    assert again.status_code == 400
+    assert again.json() == {
+        "message": "400 Bad request - Validation failed: File name has already been taken"
+    }
+    page = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages/pypi/simple/hello_PACKAGE/",
+        headers=_basic("any", g.tokens.personal),
+    )
+    assert page.status_code == 200
+    href = f"{g.api_url}/projects/{HELLO}/packages/pypi/files/{digest}/hello_package-0.1.0-py3-none-any.whl#sha256={digest}"
+    assert f'<a href="{href}" data-requires-python="&gt;=3.9">' in page.text
+    assert "<title>Links for Hello.Package</title>" in page.text
+    group_page = httpx.get(
+        f"{g.api_url}/groups/demo-group/-/packages/pypi/simple/hello-package",
+        headers=_basic("any", g.tokens.personal),
+    )
+    assert f"/api/v4/groups/10/-/packages/pypi/files/{digest}/" in group_page.text
+    index = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages/pypi/simple", headers=_basic("a", g.tokens.personal)
+    )
+    assert f'href="{g.api_url}/projects/{HELLO}/packages/pypi/simple/hello-package"' in index.text
+    file_url = re.search(r'href="([^"#]+)#', page.text)
+    assert file_url is not None
+    assert (
+        httpx.get(file_url.group(1), headers=_basic("a", g.tokens.personal)).content
+        == b"wheel-bytes"
+    )
+    unknown = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages/pypi/simple/nope",
+        headers=_basic("a", g.tokens.personal),
+    )
+    assert unknown.json() == {"message": "404 Package Not Found"}
+
+
+def test_generic_rules(gitlab_standin: GitLabStandIn) -> None:
+    g = gitlab_standin
+    pat = {"PRIVATE-TOKEN": g.tokens.personal}
+    assert (
+        httpx.put(
+            f"{g.api_url}{GENERIC}/a.sig", content=b"1", headers={"JOB-TOKEN": g.job_token(HELLO)}
+        ).status_code
+        == 201
+    )
+    assert (
+        httpx.put(
+            f"{g.api_url}{GENERIC}/a.sig",
+            content=b"2",
+            headers=_basic("gitlab-ci-token", g.job_token(HELLO)),
+        ).status_code
+        == 201
+    )
+    got = httpx.get(f"{g.api_url}{GENERIC}/a.sig", headers=pat)
+    assert got.content == b"2"  # duplicates allowed by default: the newest wins
+    assert got.headers["x-checksum-sha256"] == hashlib.sha256(b"2").hexdigest()
+    selected = httpx.put(
+        f"{g.api_url}{GENERIC}/b.sigstore.json?select=package_file", content=b"{}", headers=pat
+    )
+    assert selected.status_code == 200
+    assert selected.json()["file_sha256"] == hashlib.sha256(b"{}").hexdigest()
+    g.set_generic_duplicates_allowed(False)
+    denied = httpx.put(f"{g.api_url}{GENERIC}/c.sig", content=b"3", headers=pat)
+    assert denied.json() == {"message": "400 Bad request - Duplicate package is not allowed"}
+    bad_name = httpx.put(
+        f"{g.api_url}/projects/100/packages/generic/bad name/1.0/x", content=b"", headers=pat
+    )
+    assert bad_name.json() == {"error": "package_name is invalid"}
+    bad_version = httpx.put(
+        f"{g.api_url}/projects/100/packages/generic/p/1..0/x", content=b"", headers=pat
+    )
+    assert bad_version.json() == {"error": "package_version is invalid"}
+    other = g.job_token(101)
+    assert (
+        httpx.put(
+            f"{g.api_url}{GENERIC}/d.sig", content=b"", headers={"JOB-TOKEN": other}
+        ).status_code
+        == 404
+    )
+    missing = httpx.get(f"{g.api_url}/projects/100/packages/generic/none/1.0/x", headers=pat)
+    assert missing.json() == {"message": "404 Package Not Found"}
+    files = [(f.file_name, f.content) for f in g.stored_files(HELLO)]
+    assert files == [("a.sig", b"1"), ("a.sig", b"2"), ("b.sigstore.json", b"{}")]
+
+
+def test_packages_api_and_job_token_scope(gitlab_standin: GitLabStandIn) -> None:
+    g = gitlab_standin
+    job = {"JOB-TOKEN": g.job_token(HELLO)}
+    httpx.put(f"{g.api_url}{GENERIC}/a.sig", content=b"abc", headers=job)
+    packages = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages?package_type=generic&package_name=hello",
+        headers=job,
+    )
+    assert [(p["name"], p["version"]) for p in packages.json()] == [("hello-package", "0.1.0")]
+    package_id = packages.json()[0]["id"]
+    files = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages/{package_id}/package_files", headers=job
+    ).json()
+    assert files[0]["file_sha256"] == hashlib.sha256(b"abc").hexdigest()
+    # A job token reaches only its own project's packages and nothing of groups or pipelines.
+    assert httpx.get(f"{g.api_url}/projects/101/packages", headers=job).json() == {
+        "message": "404 Project Not Found"
+    }
+    assert httpx.get(f"{g.api_url}/groups/10/projects", headers=job).json() == {
+        "message": "404 Group Not Found"
+    }
+    assert httpx.get(f"{g.api_url}/projects/{HELLO}/pipelines", headers=job).status_code == 404
+    assert (
+        httpx.get(f"{g.api_url}/projects/{HELLO}/pipelines/latest", headers=job).status_code == 404
+    )
+    bearer = {"Authorization": f"Bearer {g.job_token(HELLO)}"}
+    assert httpx.get(f"{g.api_url}/projects/{HELLO}/pipelines", headers=bearer).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "body"),
+    [
+        (
+            "expired",
+            401,
+            {
+                "error": "invalid_token",
+                "error_description": "Token is expired. You can either do re-authorization or token refresh.",
+            },
+        ),
+        ("no_scope", 403, None),
+        ("outsider", 404, {"message": "404 Project Not Found"}),
+        ("bogus", 401, {"message": "401 Unauthorized"}),
+        ("read_api", 200, None),
+    ],
+)
+def test_auth_matrix(
+    gitlab_standin_shared: GitLabStandIn, token: str, status: int, body: object
+) -> None:
+    g = gitlab_standin_shared
+    value = "glpat-bogus" if token == "bogus" else getattr(g.tokens, token)
+    for headers in ({"PRIVATE-TOKEN": value}, {"Authorization": f"Bearer {value}"}):
+        response = httpx.get(f"{g.api_url}/projects/{HELLO}/pipelines", headers=headers)
+        assert response.status_code == status
+        if body is not None:
+            assert response.json() == body
+    anonymous = httpx.get(f"{g.api_url}/projects/{HELLO}/pipelines")
+    assert anonymous.json() == {"message": "404 Project Not Found"}
+    assert (
+        httpx.get(f"{g.api_url}/projects/demo-group/hello-package").status_code == 404
+    )  # unencoded /
+
+
+def test_pipelines_rest(gitlab_standin_shared: GitLabStandIn) -> None:
+    g = gitlab_standin_shared
+    pat = {"PRIVATE-TOKEN": g.tokens.personal}
+    api = g.api_url + "/projects/demo-group%2Fhello-package"
+    listed = httpx.get(f"{api}/pipelines", headers=pat).json()
+    assert [p["id"] for p in listed] == sorted((p["id"] for p in listed), reverse=True)
+    assert "duration" not in listed[0]
+    assert [p["ref"] for p in httpx.get(f"{api}/pipelines?scope=tags", headers=pat).json()] == [
+        "v0.0.9"
+    ]
+    assert len(httpx.get(f"{api}/pipelines?status=failed", headers=pat).json()) == 1
+    latest = httpx.get(f"{api}/pipelines/latest", headers=pat).json()
+    truth = g.scenario.truth(HELLO).latest_pipeline
+    assert truth is not None
+    assert (latest["id"], latest["duration"], latest["status"]) == (
+        truth.id,
+        truth.duration,
+        truth.status,
+    )
+    jobs = httpx.get(
+        f"{api}/pipelines/{latest['id']}/jobs?scope[]=success&scope[]=failed", headers=pat
+    ).json()
+    assert [j["id"] for j in jobs] == sorted((j["id"] for j in jobs), reverse=True)
+    assert {j["status"] for j in jobs} <= {"success", "failed"}
+    trace = httpx.get(f"{api}/jobs/{jobs[0]['id']}/trace", headers=pat)
+    assert trace.headers["content-type"].startswith("text/plain") and "Job succeeded" in trace.text
+    assert httpx.get(f"{api}/pipelines/1", headers=pat).json() == {"message": "404 Not found"}
+    assert httpx.get(f"{g.api_url}/projects/102/pipelines/latest", headers=pat).json() == {
+        "message": "403 Forbidden"
+    }
+
+
+def test_group_projects_filters_and_headers(gitlab_standin_large: GitLabStandIn) -> None:
+    g = gitlab_standin_large
+    pat = {"PRIVATE-TOKEN": g.tokens.read_api}
+    url = f"{g.api_url}/groups/acme/projects"
+    direct = httpx.get(url, headers=pat, params={"per_page": 100}).json()
+    assert all(p["namespace"]["full_path"] in ("acme", "acme-partners") for p in direct)
+    assert any(p["namespace"]["full_path"] == "acme-partners" for p in direct)  # with_shared
+    first = httpx.get(
+        url,
+        headers=pat,
+        params={
+            "include_subgroups": "true",
+            "with_shared": "false",
+            "archived": "false",
+            "simple": "true",
+            "per_page": 100,
+        },
+    )
+    expected = g.scenario.expected_group_projects("acme", include_archived=False)
+    assert first.headers["x-total"] == str(len(expected))
+    assert first.headers["x-next-page"] == "2" and first.headers["x-prev-page"] == ""
+    assert 'rel="next"' in first.headers["link"] and "archived" not in first.json()[0]
+    numeric = httpx.get(f"{g.api_url}/groups/10/projects", headers=pat, params={"per_page": 5})
+    assert numeric.headers["x-per-page"] == "5"
+
+
+def test_pagination_hides_totals_above_10000() -> None:
+    request = Request("GET", "/api/v4/x", {"page": ["2"], "per_page": ["500"]}, {}, b"", "http://h")
+    page, headers = paginate(request, list(range(10_001)))
+    names = dict(headers)
+    assert len(page) == 100 and page[0] == 100
+    assert "x-total" not in names and 'rel="last"' not in names["Link"]
+    assert names["x-next-page"] == "3"
+
+
+def test_scenario_generation_is_deterministic_and_complete() -> None:
+    small = Scenario.generate(projects=3, seed=5)
+    assert len({p.status for p in small.pipelines.values()}) == 13
+    again = Scenario.generate(projects=3, seed=5)
+    assert small.ground_truth() == again.ground_truth()
+    large = Scenario.generate(projects=300, seed=9)
+    truths = large.ground_truth().values()
+    assert any(t.archived for t in truths)
+    assert any(t.latest_pipeline is None for t in truths)
+    assert max(len(p.path_with_namespace.split("/")) for p in large.projects.values()) >= 4
+    with pytest.raises(ValueError):
+        Scenario.generate(projects=2)
+
+
+def test_helpers_factory(make_gitlab_standin: Callable[..., GitLabStandIn]) -> None:
+    g = make_gitlab_standin(generic_duplicates_allowed=False, graphql_enabled=False)
+    assert httpx.post(g.graphql_url, json={"query": "{ currentUser { id } }"}).status_code == 404
+    variables = g.ci_variables("demo-group/hello-package", tag="v1.0.0")
+    assert variables["CI_PROJECT_ID"] == "100" and variables["CI_API_V4_URL"] == g.api_url

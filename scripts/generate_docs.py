@@ -206,6 +206,21 @@ def render_command(command: Command) -> str:
     return "\n".join(out)
 
 
+def pyproject_readers() -> str:
+    """Which commands read the pyproject table: those whose run_command resolves with a project."""
+    import inspect
+
+    ignoring = [
+        str(command.name)
+        for command in commands()
+        if "use_project=False" in inspect.getsource(type(command).run_command)
+    ]
+    if not ignoring:
+        return "every command, when run inside a project"
+    names = " and ".join(f"`{name}`" for name in ignoring)
+    return f"when run inside a project; {names} never read{'s' if len(ignoring) == 1 else ''} it"
+
+
 # --- configuration page --------------------------------------------------------------------------
 
 
@@ -267,8 +282,7 @@ def render_configuration() -> str:
                 "1. the command-line option;\n"
                 "2. the environment variables, in the order listed;\n"
                 f"3. the key in `[{settings.PYPROJECT_TABLE}]` of the project's pyproject.toml "
-                "(`gitlab-release` only; `gitlab-verify` and `gitlab-pipelines` work outside a "
-                "project and do not read it);\n"
+                f"({pyproject_readers()});\n"
                 "4. GitLab CI's predefined variables (and `SIGSTORE_ID_TOKEN` from `id_tokens`);\n"
                 "5. the default.\n"
             ),

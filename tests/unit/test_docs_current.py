@@ -38,7 +38,7 @@ def test_every_option_of_every_command_is_documented() -> None:
     for command in generate_docs.commands():
         page = (ROOT / "docs" / "reference" / f"{command.name}.md").read_text(encoding="utf-8")
         for option in command.definition.options:
-            assert f"`--{option.name}`" in page, FIX
+            assert f"--{option.name}`" in page, FIX
         for argument in command.definition.arguments:
             assert f"`{argument.name}`" in page, FIX
 

@@ -213,7 +213,7 @@ def pyproject_readers() -> str:
     ignoring = [
         str(command.name)
         for command in commands()
-        if "use_project=False" in inspect.getsource(type(command).run_command)
+        if "use_project=False" in inspect.getsource(getattr(type(command), "run_command", type))
     ]
     if not ignoring:
         return "every command, when run inside a project"

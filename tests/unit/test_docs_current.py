@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from scripts import generate_docs
@@ -11,8 +13,18 @@ FIX = "run `python scripts/generate_docs.py` and commit the result"
 
 
 def test_generated_docs_are_current() -> None:
-    stale = generate_docs.stale_files(ROOT)
-    assert not stale, f"generated docs out of date: {', '.join(stale)}; {FIX}"
+    # In a subprocess: rendering imports every command module, and this process must not
+    # (test_lazy_activation checks that activating the plugin imports none of them).
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate_docs.py"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"generated docs out of date:\n{result.stdout}{result.stderr}{FIX}"
+    )
 
 
 def test_every_command_has_a_page_in_the_nav() -> None:
@@ -32,15 +44,6 @@ def test_every_setting_is_in_the_configuration_table() -> None:
         assert f"| `{spec.key}` |" in page, FIX
         for name in (*spec.env, *spec.ci):
             assert f"`{name}`" in page, FIX
-
-
-def test_every_option_of_every_command_is_documented() -> None:
-    for command in generate_docs.commands():
-        page = (ROOT / "docs" / "reference" / f"{command.name}.md").read_text(encoding="utf-8")
-        for option in command.definition.options:
-            assert f"--{option.name}`" in page, FIX
-        for argument in command.definition.arguments:
-            assert f"`{argument.name}`" in page, FIX
 
 
 def test_help_markup_is_removed() -> None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, tuple[str, str]] = {
     "gitlab-release": ("poetry_gitlab_release.commands.release", "ReleaseCommand"),
     "gitlab-verify": ("poetry_gitlab_release.commands.verify", "VerifyCommand"),
+    "gitlab-pipelines": ("poetry_gitlab_release.commands.pipelines", "PipelinesCommand"),
 }
 
 

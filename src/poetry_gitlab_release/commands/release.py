@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from cleo.helpers import option
 from cleo.io.inputs.option import Option
@@ -12,7 +14,16 @@ from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
 from poetry_gitlab_release.errors import UsageError
 from poetry_gitlab_release.settings import Settings
 
-STEPS = ("configure",)
+if TYPE_CHECKING:
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.uploads import Progress
+    from poetry_gitlab_release.identity import ExpectedIdentity
+    from poetry_gitlab_release.release.artifacts import Artifact
+    from poetry_gitlab_release.release.publish import FileAction, PublishResult
+
+STEPS = ("configure", "build", "sign", "verify", "publish")
+DEFAULT_STEPS = ("build", "sign", "verify", "publish")
+FORMATS = ("text", "json")
 
 
 def parse_steps(text: str) -> list[str]:
@@ -29,9 +40,7 @@ def parse_steps(text: str) -> list[str]:
 
 class ReleaseCommand(GitlabCommand):
     name = "gitlab-release"
-    description = (
-        "Configure GitLab's PyPI registry, then build, sign, verify and publish a release."
-    )
+    description = "Build, sign (Sigstore), verify and publish a release to GitLab's registries."
     setting_options: ClassVar[dict[str, str]] = {
         "host": "host",
         "token": "token",
@@ -39,15 +48,99 @@ class ReleaseCommand(GitlabCommand):
         "repository": "repository",
         "ca-file": "ca-file",
         "allow-insecure-http": "allow-insecure-http",
+        "dist-dir": "dist-dir",
+        "ci-config": "ci-config",
+        "identity-token": "identity-token",
+        "trust-config": "trust-config",
+        "identity": "identity",
+        "issuer": "issuer",
     }
     options: ClassVar[list[Option]] = [
         option(
             "steps",
             None,
-            f"Comma-separated steps to run, in this order: {','.join(STEPS)}.",
+            f"Comma-separated steps to run, in this order: {','.join(STEPS)} "
+            f"[default: {','.join(DEFAULT_STEPS)}].",
             flag=False,
-            default=",".join(STEPS),
         ),
+        option(
+            "release-version",
+            None,
+            "Version to release [default: from CI_COMMIT_TAG (v1.2.3 -> 1.2.3), else "
+            "pyproject.toml]. (Poetry keeps --version for itself.)",
+            flag=False,
+        ),
+        option(
+            "dist-dir",
+            None,
+            "Directory for artifacts and signatures, relative to the project "
+            "[env: GITLAB_RELEASE_DIST_DIR; default: dist].",
+            flag=False,
+        ),
+        option(
+            "identity-token",
+            None,
+            "Sigstore OIDC identity token, or @FILE to read it [CI: SIGSTORE_ID_TOKEN].",
+            flag=False,
+        ),
+        option(
+            "trust-config",
+            None,
+            "Sigstore ClientTrustConfig JSON for a private Sigstore "
+            "[env: GITLAB_RELEASE_TRUST_CONFIG; default: the public instance].",
+            flag=False,
+        ),
+        option(
+            "cosign-compat",
+            None,
+            "Also write <file>.sig and <file>.crt as `cosign sign-blob` does, and publish them.",
+        ),
+        option(
+            "no-attestations",
+            None,
+            "Do not write PEP 740 <file>.publish.attestation files.",
+        ),
+        option(
+            "identity",
+            None,
+            "Expected signer identity (certificate SAN) [env: GITLAB_RELEASE_IDENTITY; "
+            "default: https://SERVER/PROJECT//CI_CONFIG@REF].",
+            flag=False,
+        ),
+        option(
+            "issuer",
+            None,
+            "Expected OIDC issuer [env: GITLAB_RELEASE_ISSUER; default: CI_SERVER_URL].",
+            flag=False,
+        ),
+        option(
+            "source-repository",
+            None,
+            "Expected source repository URI extension [default: ISSUER/PROJECT_PATH].",
+            flag=False,
+        ),
+        option(
+            "expected-ref",
+            None,
+            "Expected git ref, e.g. refs/tags/v1.2.3 [default: refs/tags/CI_COMMIT_TAG or "
+            "refs/heads/CI_COMMIT_REF_NAME].",
+            flag=False,
+        ),
+        option(
+            "ci-config",
+            None,
+            "CI configuration path in the expected identity [CI: CI_CONFIG_PATH; "
+            "default: .gitlab-ci.yml].",
+            flag=False,
+        ),
+        option(
+            "format",
+            None,
+            "Output format: text (a summary) or json (the release manifest).",
+            flag=False,
+            default="text",
+        ),
+        option("dry-run", None, "Do everything except upload; list what would be uploaded."),
         option(
             "host",
             None,
@@ -83,21 +176,267 @@ class ReleaseCommand(GitlabCommand):
     help = f"""\
 Runs the secure release recipe for the current Poetry project against GitLab.
 
-<b>Steps</b> (all by default; <comment>--steps</comment> runs any subset, reading earlier outputs from dist/):
+<b>Steps</b> (<comment>--steps</comment> runs any subset; each reads what earlier ones left in dist/,
+so a pipeline can split them across jobs that pass dist/ as an artifact):
   configure  make GitLab's PyPI registry a Poetry repository: repositories.<name>.url,
              http-basic credentials for the token kind, certificates.<name>.cert and
-             virtualenvs.in-project = true. Idempotent; tokens are never printed.
+             virtualenvs.in-project = true. Idempotent; tokens are never printed. Not run
+             by default.
+  build      create or reuse the in-project .venv, build sdist and wheel with Poetry's
+             builder. Version: --release-version, else CI_COMMIT_TAG, else pyproject.toml.
+             Project URLs come from CI_PROJECT_URL when the project declares none. Stamped in
+             memory: pyproject.toml is never modified. SOURCE_DATE_EPOCH makes it reproducible.
+  sign       one Sigstore certificate for all artifacts; writes <file>.sigstore.json (bundle
+             v0.3), <file>.publish.attestation (PEP 740) and, with --cosign-compat, <file>.sig
+             and <file>.crt. Token: SIGSTORE_ID_TOKEN or --identity-token.
+  verify     every artifact against the expected GitLab signer: identity
+             https://SERVER/PROJECT_PATH//CI_CONFIG_PATH@REF, issuer CI_SERVER_URL, source
+             repository and ref. Any mismatch stops the release (exit 1) naming file and field.
+  publish    verifies again, then uploads the signature files to the generic registry
+             (<name>/<version>/) and then wheel and sdist to the project's PyPI registry.
+             Files already published with the same sha256 are skipped; a file published with
+             other content stops the release before anything is uploaded.
+
+Writes dist/release.json (package, version, files and sha256, signer identity and issuer,
+Rekor log indexes, URLs); <comment>--format json</comment> prints it.
 
 Every setting also comes from the environment, from [tool.poetry-gitlab-release] in
 pyproject.toml, or from GitLab CI's predefined variables, in that order after the option.
 {EXIT_CODES_HELP}"""
 
     def run_command(self) -> int:
-        steps = parse_steps(self.option("steps"))
+        steps = parse_steps(self.option("steps") or ",".join(DEFAULT_STEPS))
+        output_format = self.option("format")
+        if output_format not in FORMATS:
+            raise UsageError(
+                f"unknown format {output_format!r}", hint=f"--format takes {' or '.join(FORMATS)}"
+            )
+        self._json = output_format == "json"
         settings = self.resolve(use_project=True)
         if "configure" in steps:
             self._configure(settings)
+        if steps == ["configure"]:
+            return 0
+        self._release(settings, steps)
         return 0
+
+    # --- the flow ----------------------------------------------------------------------------
+
+    def _release(self, settings: Settings, steps: list[str]) -> None:
+        from poetry_gitlab_release.release.artifacts import load_artifacts
+        from poetry_gitlab_release.release.build import build_release, release_identity
+
+        poetry = self.poetry
+        project_dir = poetry.pyproject_path.parent
+        dist_dir = (
+            settings.dist_dir
+            if settings.dist_dir.is_absolute()
+            else (project_dir / settings.dist_dir)
+        )
+        name, version = release_identity(
+            poetry, self.option("release-version"), settings.commit_tag
+        )
+        dry_run = bool(self.option("dry-run"))
+        if "build" in steps:
+            self._say(f"Building <c1>{name}</c1> <c2>{version.value}</c2> ({version.source})")
+            built = build_release(
+                poetry,
+                self.io,
+                dist_dir=dist_dir,
+                version=version,
+                project_url=settings.project_url,
+            )
+            for artifact in built.artifacts:
+                self._say(f"  built  {artifact.name}  sha256 {artifact.sha256}")
+            if built.stamped_urls:
+                urls = ", ".join(built.stamped_urls)
+                self._say(f"  project URLs from GitLab: {urls}", Verbosity.VERBOSE)
+            if built.venv is not None:
+                self._say(f"  build environment: {built.venv}", Verbosity.VERBOSE)
+        artifacts = load_artifacts(dist_dir, name, version.value)
+        if not artifacts:
+            raise UsageError(
+                f"no sdist or wheel of {name} {version.value} in {dist_dir}",
+                hint="run the build step first, or pass the --release-version they were built with",
+            )
+        expected = None
+        if "sign" in steps:
+            self._sign(settings, artifacts)
+        if "verify" in steps or "publish" in steps:
+            expected = self._verify(settings, artifacts)
+        publish = None
+        if "publish" in steps:
+            assert expected is not None
+            publish = self._publish(settings, name, version.value, artifacts, expected, dry_run)
+        self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir)
+
+    def _sign(self, settings: Settings, artifacts: list[Artifact]) -> None:
+        from poetry_gitlab_release.release.sign import load_trust_config, sign_artifacts
+
+        self._say(f"Signing {len(artifacts)} artifacts with one Sigstore certificate")
+        result = sign_artifacts(
+            artifacts,
+            settings.identity_token,
+            trust_config=load_trust_config(settings.trust_config),
+            in_ci=settings.in_ci,
+            attestations=not self.option("no-attestations"),
+            cosign_compat=bool(self.option("cosign-compat")),
+            on_signed=lambda item: self._say(
+                f"  signed {item.artifact.name}  rekor log index {item.log_index}"
+            ),
+        )
+        self._say(f"  signer {result.identity} (issuer {result.issuer})", Verbosity.VERBOSE)
+
+    def _expected(self, settings: Settings) -> ExpectedIdentity:
+        from poetry_gitlab_release.release.verify import expected_identity
+
+        return expected_identity(
+            settings,
+            source_repository=self.option("source-repository"),
+            ref=self.option("expected-ref"),
+        )
+
+    def _verify(self, settings: Settings, artifacts: list[Artifact]) -> ExpectedIdentity:
+        from poetry_gitlab_release.release.sign import load_trust_config
+        from poetry_gitlab_release.release.verify import verify_artifacts
+
+        expected = self._expected(settings)
+        self._say(f"Verifying against {expected.describe()}")
+        result = verify_artifacts(
+            artifacts, expected, trust_config=load_trust_config(settings.trust_config)
+        )
+        for item in result.verified:
+            extra = " + PEP 740 attestation" if item.attestation is not None else ""
+            self._say(f"  verified {item.artifact.name}{extra}")
+        return expected
+
+    def _publish(
+        self,
+        settings: Settings,
+        name: str,
+        version: str,
+        artifacts: list[Artifact],
+        expected: ExpectedIdentity,
+        dry_run: bool,
+    ) -> PublishResult:
+        from poetry_gitlab_release.gitlab.client import GitLabClient
+        from poetry_gitlab_release.release.publish import PublishTarget, publish_release
+        from poetry_gitlab_release.release.sign import load_trust_config
+        from poetry_gitlab_release.release.verify import verify_bundle_bytes
+
+        project = settings.require_project()
+        if not dry_run:
+            settings.require_credential("publishing")
+        target = PublishTarget(project=project, package=name, version=version)
+        trust: list[object] = []
+
+        def check_signature(artifact: Artifact, file_name: str, data: bytes) -> None:
+            from sigstore.verify import Verifier
+
+            if not trust:
+                trust.append(load_trust_config(settings.trust_config))
+            verifier = Verifier(trusted_root=trust[0].trusted_root)  # type: ignore[attr-defined]
+            verify_bundle_bytes(data, file_name, artifact, expected, verifier, expected.to_policy())
+
+        def on_retry(what: str, delay: float) -> None:
+            self.line_error(f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)
+
+        client: GitLabClient | None = None
+        if settings.credential is not None or not dry_run:
+            client = GitLabClient(settings, on_retry=on_retry)
+        verb = "Checking what would be published" if dry_run else "Publishing"
+        self._say(f"{verb}: signatures to the generic registry, then packages to PyPI")
+        try:
+            return publish_release(
+                client,
+                target,
+                artifacts,
+                api_url=settings.api_url,
+                check_signature=check_signature,
+                dry_run=dry_run,
+                progress=self._progress_factory(),
+                on_done=self._report_file,
+            )
+        finally:
+            if client is not None:
+                client.close()
+
+    def _finish(
+        self,
+        settings: Settings,
+        name: str,
+        version: object,
+        steps: list[str],
+        artifacts: list[Artifact],
+        expected: ExpectedIdentity | None,
+        publish: PublishResult | None,
+        dist_dir: Path,
+    ) -> None:
+        from poetry_gitlab_release.gitlab.urls import pypi_simple_url
+        from poetry_gitlab_release.output.release import manifest_json, summary_lines
+        from poetry_gitlab_release.release.artifacts import load_artifacts
+        from poetry_gitlab_release.release.build import ReleaseVersion
+        from poetry_gitlab_release.release.manifest import (
+            ReleaseFacts,
+            build_manifest,
+            write_manifest,
+        )
+
+        assert isinstance(version, ReleaseVersion)
+        project = settings.project_path or settings.project
+        facts = ReleaseFacts(
+            package=name,
+            version=version.value,
+            version_source=version.source,
+            project=project,
+            api_url=settings.api_url if project else None,
+            pypi_simple_url=pypi_simple_url(settings.api_url, project=project) if project else None,
+            steps=tuple(steps),
+        )
+        current = load_artifacts(dist_dir, name, version.value)
+        if [a.sha256 for a in current] != [a.sha256 for a in artifacts]:
+            from poetry_gitlab_release.errors import VerificationError
+
+            raise VerificationError(f"the artifacts in {dist_dir} changed during the release")
+        document = build_manifest(facts, artifacts, expected=expected, publish=publish)
+        manifest = write_manifest(dist_dir, document)
+        if self._json:
+            self.line(manifest_json(document))
+            return
+        self.line("")
+        for line in summary_lines(document):
+            self.line(line)
+        self.line("")
+        self.line(f"Manifest: {manifest.path}")
+        if publish is not None and publish.dry_run and not publish.checked:
+            self.line(
+                "<comment>Dry run without a GitLab token: the registries were not checked."
+                "</comment>"
+            )
+
+    # --- output helpers ----------------------------------------------------------------------
+
+    def _say(self, text: str, verbosity: Verbosity = Verbosity.NORMAL) -> None:
+        """Step lines: stdout for text output, stderr when stdout carries JSON."""
+        if self._json:
+            self.line_error(text, verbosity=verbosity)
+        else:
+            self.line(text, verbosity=verbosity)
+
+    def _report_file(self, action: FileAction) -> None:
+        from poetry_gitlab_release.output.release import STATUS_TEXT
+
+        self._say(f"  {action.file_name}  {STATUS_TEXT.get(action.status, action.status)}")
+
+    def _progress_factory(self) -> Callable[[str, int], Progress | None] | None:
+        import sys
+
+        from poetry_gitlab_release.output.release import CleoProgress
+
+        if not sys.stderr.isatty() or self.io.output.is_quiet():
+            return None
+        output = self.io.error_output
+        return lambda label, size: CleoProgress(output, label)
 
     def _configure(self, settings: Settings) -> None:
         from poetry_gitlab_release.release.configure import configure_poetry, source_hint

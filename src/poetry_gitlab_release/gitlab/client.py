@@ -17,6 +17,7 @@ import base64
 import enum
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class GitLabClient:
         self._on_retry = on_retry
         self._home = origin(settings.api_url)
         self.request_count = 0
+        self._count_lock = threading.Lock()  # the client may be shared by worker threads
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             verify=ssl_context(settings.ca_file),
@@ -288,7 +290,8 @@ class GitLabClient:
                     json=json,
                     content=content,
                 )
-                self.request_count += 1
+                with self._count_lock:
+                    self.request_count += 1
                 # httpx parses a Location header even when it does not follow it.
                 response = self._http.send(request, stream=True)
             except httpx.InvalidURL:

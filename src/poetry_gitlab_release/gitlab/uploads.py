@@ -1,0 +1,224 @@
+"""Uploads to GitLab's package registries, and what is already there.
+
+- `upload_pypi`: multipart POST to the project's PyPI registry. The body is streamed from the
+  file with an exact Content-Length, built by a factory so that a retry streams it again.
+- `upload_generic`: raw PUT to the generic package registry, streamed the same way.
+- `package_files`: the Packages API lookup behind idempotent publishing (list packages of a
+  type, exact match on the PEP 503 name and version, then their files with `file_sha256`).
+- `download_generic`: a small file (a signature) from the generic registry.
+Memory stays constant whatever the file size; the client does retries, auth and redirects.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from poetry_gitlab_release.gitlab.client import Auth, BodyFactory
+from poetry_gitlab_release.gitlab.urls import encode_id, generic_file_url
+
+if TYPE_CHECKING:
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+
+CHUNK_SIZE = 1 << 20
+ALREADY_TAKEN = "already been taken"
+
+
+class Progress(Protocol):
+    """Told about the bytes of one upload; `start` again when a retry re-streams the body."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, count: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    id: int
+    file_name: str
+    sha256: str | None
+    size: int | None
+
+
+def _stream(path: Path, head: bytes, tail: bytes, progress: Progress | None) -> Iterator[bytes]:
+    total = len(head) + path.stat().st_size + len(tail)
+    if progress is not None:
+        progress.start(total)
+    if head:
+        yield head
+        if progress is not None:
+            progress.advance(len(head))
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK_SIZE):
+            yield block
+            if progress is not None:
+                progress.advance(len(block))
+    if tail:
+        yield tail
+        if progress is not None:
+            progress.advance(len(tail))
+    if progress is not None:
+        progress.finish()
+
+
+def _quote(value: str) -> str:
+    """A form-data parameter value: quotes and line breaks escaped the way browsers do."""
+    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+@dataclass(frozen=True)
+class MultipartBody:
+    """multipart/form-data with text fields first and one file part last, streamed."""
+
+    fields: Sequence[tuple[str, str]]
+    file_field: str
+    path: Path
+    file_name: str
+    boundary: str
+
+    @classmethod
+    def create(
+        cls, fields: Sequence[tuple[str, str]], file_field: str, path: Path, file_name: str
+    ) -> MultipartBody:
+        return cls(tuple(fields), file_field, path, file_name, secrets.token_hex(16))
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def head(self) -> bytes:
+        parts = []
+        for name, value in self.fields:
+            parts.append(
+                f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"'
+                f"\r\n\r\n".encode()
+                + value.encode("utf-8")
+                + b"\r\n"
+            )
+        parts.append(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(self.file_field)}"'
+            f'; filename="{_quote(self.file_name)}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        )
+        return b"".join(parts)
+
+    def tail(self) -> bytes:
+        return f"\r\n--{self.boundary}--\r\n".encode()
+
+    def content_length(self) -> int:
+        return len(self.head()) + self.path.stat().st_size + len(self.tail())
+
+    def factory(self, progress: Progress | None = None) -> BodyFactory:
+        head, tail = self.head(), self.tail()
+        return lambda: _stream(self.path, head, tail, progress)
+
+
+def pypi_fields(path: Path) -> list[tuple[str, str]]:
+    """The form fields poetry and twine send with a distribution (metadata and digests)."""
+    from poetry.publishing.uploader import Uploader
+
+    data = Uploader.post_data(path)
+    fields: list[tuple[str, str]] = [(":action", "file_upload"), ("protocol_version", "1")]
+    for key, value in data.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        fields.extend((key, str(item)) for item in values if item is not None)
+    return fields
+
+
+def upload_pypi(
+    client: GitLabClient,
+    upload_url: str,
+    path: Path,
+    fields: Sequence[tuple[str, str]],
+    progress: Progress | None = None,
+) -> None:
+    body = MultipartBody.create(fields, "content", path, path.name)
+    client.request(
+        "POST",
+        upload_url,
+        auth=Auth.BASIC,
+        headers={"Content-Type": body.content_type, "Content-Length": str(body.content_length())},
+        body=body.factory(progress),
+        expected=(200, 201),
+    )
+
+
+def upload_generic(
+    client: GitLabClient,
+    project: str,
+    package: str,
+    version: str,
+    path: Path,
+    file_name: str,
+    progress: Progress | None = None,
+) -> None:
+    url = generic_file_url(client.settings.api_url, project, package, version, file_name)
+    client.request(
+        "PUT",
+        url,
+        auth=Auth.REST,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(path.stat().st_size),
+        },
+        body=lambda: _stream(path, b"", b"", progress),
+        expected=(200, 201),
+    )
+
+
+def download_generic(
+    client: GitLabClient, project: str, package: str, version: str, file_name: str
+) -> bytes:
+    url = generic_file_url(client.settings.api_url, project, package, version, file_name)
+    return client.request("GET", url, auth=Auth.REST, expected=(200,)).content
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def package_files(
+    client: GitLabClient, project: str, *, package_type: str, name: str, version: str
+) -> list[RemoteFile]:
+    """Files of the package `name` `version` (PEP 503 match), oldest first; [] when absent."""
+    from packaging.version import InvalidVersion, Version
+
+    def same_version(other: str) -> bool:
+        try:
+            return Version(other) == Version(version)
+        except InvalidVersion:
+            return other == version
+
+    base = f"projects/{encode_id(project)}/packages"
+    params = {"package_type": package_type, "package_name": name, "package_version": version}
+    found: list[RemoteFile] = []
+    for package in client.paginate(base, params):
+        if _normal(str(package.get("name", ""))) != _normal(name):
+            continue
+        if not same_version(str(package.get("version", ""))):
+            continue
+        for item in client.paginate(f"{base}/{package['id']}/package_files"):
+            found.append(
+                RemoteFile(
+                    id=int(item.get("id", 0)),
+                    file_name=str(item.get("file_name", "")),
+                    sha256=item.get("file_sha256"),
+                    size=item.get("size"),
+                )
+            )
+    found.sort(key=lambda remote: remote.id)
+    return found
+
+
+def latest_by_name(files: Sequence[RemoteFile]) -> dict[str, RemoteFile]:
+    """The newest file of each name: the generic registry serves the newest duplicate."""
+    latest: dict[str, RemoteFile] = {}
+    for remote in sorted(files, key=lambda item: item.id):
+        latest[remote.file_name] = remote
+    return latest

@@ -1,0 +1,80 @@
+"""How `gitlab-release` shows its work: step lines, upload progress bars, the final summary."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cleo.io.outputs.output import Output
+    from cleo.ui.progress_bar import ProgressBar
+
+STATUS_TEXT = {
+    "uploaded": "<info>uploaded</info>",
+    "present": "<comment>already published (same sha256), skipped</comment>",
+    "signed-earlier": "<comment>already signed and published, skipped</comment>",
+    "would-upload": "<comment>would upload (dry run)</comment>",
+    "upload": "<comment>to upload</comment>",
+    None: "<comment>not published by this run</comment>",
+}
+
+
+class CleoProgress:
+    """An upload progress bar on stderr (constructed only when stderr is a terminal)."""
+
+    def __init__(self, output: Output, label: str) -> None:
+        self._output = output
+        self._label = label
+        self._bar: ProgressBar | None = None
+
+    def start(self, total: int) -> None:
+        from cleo.ui.progress_bar import ProgressBar
+
+        if self._bar is not None:  # a retry streams the body again
+            self._bar.finish()
+            self._output.write_line("")
+        self._bar = ProgressBar(self._output, max=total)
+        self._bar.set_format(f" {self._label} %current%/%max% bytes [%bar%] %percent:3s%%")
+        self._bar.start(max=total)
+
+    def advance(self, count: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(count)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.finish()
+            self._output.write_line("")
+            self._bar = None
+
+
+def manifest_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2)
+
+
+def summary_lines(document: dict[str, Any]) -> list[str]:
+    """The human summary: per file its sha256, registry URL and signature URL."""
+    lines = [f"<b>{document['package']} {document['version']}</b> ({document['version_source']})"]
+    if document.get("identity"):
+        lines.append(f"  signed by  {document['identity']}")
+        lines.append(f"  issuer     {document['issuer']}")
+    for entry in document["files"]:
+        lines.append("")
+        lines.append(
+            f"<c1>{entry['file']}</c1>  {STATUS_TEXT.get(entry['status'], entry['status'])}"
+        )
+        lines.append(f"  sha256     {entry['sha256']}")
+        if entry.get("url"):
+            lines.append(f"  package    {entry['url']}")
+        if entry.get("signature_url"):
+            lines.append(f"  signature  {entry['signature_url']}")
+        if entry.get("rekor_log_index") is not None:
+            index = f"  rekor      log index {entry['rekor_log_index']}"
+            if entry.get("attestation_rekor_log_index") is not None:
+                index += f" (attestation {entry['attestation_rekor_log_index']})"
+            lines.append(index)
+        for signature in entry["signatures"]:
+            if signature.get("status") in {"uploaded", "would-upload"}:
+                status = "uploaded" if signature["status"] == "uploaded" else "would upload"
+                lines.append(f"  {status:10} {signature['file']}")
+    return lines

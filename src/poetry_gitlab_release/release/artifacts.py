@@ -1,0 +1,136 @@
+"""What the steps share about the dist directory: which files a release consists of, the
+names of their signature files, and streaming sha256.
+
+Every step after `build` finds its inputs here, so a pipeline can run the steps in separate
+jobs and pass `dist/` along as an artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+CHUNK_SIZE = 1 << 20
+
+BUNDLE_SUFFIX = ".sigstore.json"
+ATTESTATION_SUFFIX = ".publish.attestation"
+COSIGN_SIGNATURE_SUFFIX = ".sig"
+COSIGN_CERTIFICATE_SUFFIX = ".crt"
+SIGNATURE_SUFFIXES = (
+    BUNDLE_SUFFIX,
+    ATTESTATION_SUFFIX,
+    COSIGN_SIGNATURE_SUFFIX,
+    COSIGN_CERTIFICATE_SUFFIX,
+)
+MANIFEST_NAME = "release.json"
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503: `Hello_Package` -> `hello-package` (the generic registry's package name)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distribution_stem(name: str) -> str:
+    """The file-name form of a distribution name: `hello-package` -> `hello_package`."""
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    sha256: str
+    size: int
+
+
+def sha256_file(path: Path) -> FileDigest:
+    """sha256 of a file, read in 1 MiB chunks: memory stays constant whatever the size."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(CHUNK_SIZE):
+            digest.update(block)
+            size += len(block)
+    return FileDigest(digest.hexdigest(), size)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A wheel or sdist of the release, with its digest."""
+
+    path: Path
+    kind: Literal["sdist", "wheel"]
+    sha256: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def sidecar(self, suffix: str) -> Path:
+        return self.path.with_name(self.path.name + suffix)
+
+    def signature_files(self) -> list[Path]:
+        """The signature files present next to the artifact, in upload order."""
+        return [path for s in SIGNATURE_SUFFIXES if (path := self.sidecar(s)).is_file()]
+
+
+def artifact_paths(dist_dir: Path, name: str, version: str) -> list[Path]:
+    """The sdist and wheels of `name` `version` in `dist_dir`: sdist first, then wheels."""
+    stem = f"{distribution_stem(name)}-{version}"
+    if not dist_dir.is_dir():
+        return []
+    sdists = [p for p in dist_dir.glob(f"{stem}.tar.gz") if p.is_file()]
+    wheels = [p for p in dist_dir.glob(f"{stem}-*.whl") if p.is_file()]
+    return sorted(sdists) + sorted(wheels)
+
+
+def load_artifacts(dist_dir: Path, name: str, version: str) -> list[Artifact]:
+    return [
+        Artifact(
+            path=path,
+            kind="wheel" if path.suffix == ".whl" else "sdist",
+            sha256=digest.sha256,
+            size=digest.size,
+        )
+        for path in artifact_paths(dist_dir, name, version)
+        for digest in (sha256_file(path),)
+    ]
+
+
+@contextmanager
+def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[str]]:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding="utf-8", newline="\n") as handle:
+            yield handle
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

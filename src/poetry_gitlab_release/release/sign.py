@@ -1,0 +1,325 @@
+"""The `sign` step: one Sigstore signer, one Fulcio certificate, every artifact signed.
+
+For each artifact it writes, beside it:
+  <file>.sigstore.json        Sigstore bundle v0.3 (hashedrekord), what `sigstore verify` reads
+  <file>.publish.attestation  PEP 740 attestation (DSSE over an in-toto Statement), by default
+  <file>.sig, <file>.crt      with cosign_compat: base64 signature and base64 PEM certificate,
+                              byte for byte what `cosign sign-blob --output-signature/-certificate`
+                              writes
+Artifacts are hashed in 1 MiB chunks and signed as a prehash: nothing is read whole.
+The identity token never appears in a message, a file or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from poetry_gitlab_release.errors import ConfigError, SigningError
+from poetry_gitlab_release.release.artifacts import (
+    ATTESTATION_SUFFIX,
+    BUNDLE_SUFFIX,
+    COSIGN_CERTIFICATE_SUFFIX,
+    COSIGN_SIGNATURE_SUFFIX,
+    Artifact,
+    write_text_atomic,
+)
+
+if TYPE_CHECKING:
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle, ClientTrustConfig
+    from sigstore.sign import Signer
+
+    from poetry_gitlab_release.settings import Secret
+
+PEP740_PREDICATE_TYPE = "https://docs.pypi.org/attestations/publish/v1"
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+CI_TOKEN_SNIPPET = """\
+add an ID token to the job in .gitlab-ci.yml:
+  id_tokens:
+    SIGSTORE_ID_TOKEN:
+      aud: sigstore"""
+
+
+@dataclass(frozen=True)
+class SignedArtifact:
+    artifact: Artifact
+    bundle: Path
+    log_index: int | None
+    attestation: Path | None = None
+    attestation_log_index: int | None = None
+    cosign_signature: Path | None = None
+    cosign_certificate: Path | None = None
+
+
+@dataclass(frozen=True)
+class SignResult:
+    signed: tuple[SignedArtifact, ...]
+    identity: str | None  # the certificate's SAN
+    issuer: str | None
+    certificates: int  # Fulcio certificates requested: one for the whole release
+
+
+def load_trust_config(path: Path | None) -> ClientTrustConfig:
+    """The given ClientTrustConfig JSON (a private Sigstore), else the public instance."""
+    from sigstore.models import ClientTrustConfig
+
+    if path is None:
+        try:
+            return ClientTrustConfig.production()
+        except Exception as exc:
+            raise SigningError(
+                f"cannot load the public Sigstore trust root: {_first_line(exc)}",
+                hint="check the network, or pass --trust-config FILE for a private Sigstore",
+            ) from exc
+    try:
+        return ClientTrustConfig.from_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read --trust-config {str(path)!r}: {exc.strerror}") from None
+    except Exception as exc:
+        raise ConfigError(
+            f"--trust-config {str(path)!r} is not a Sigstore ClientTrustConfig: {_first_line(exc)}"
+        ) from exc
+
+
+def check_identity_token(token: Secret | None, *, in_ci: bool, now: float | None = None) -> str:
+    """The raw token, after the checks that give actionable messages (never the token)."""
+    if token is None:
+        if in_ci:
+            raise SigningError(
+                "no Sigstore identity token: SIGSTORE_ID_TOKEN is not set in this job",
+                hint=CI_TOKEN_SNIPPET,
+            )
+        raise SigningError(
+            "no Sigstore identity token",
+            hint="set SIGSTORE_ID_TOKEN or pass --identity-token TOKEN|@FILE "
+            "(in GitLab CI: id_tokens: SIGSTORE_ID_TOKEN: aud: sigstore)",
+        )
+    raw = token.reveal().strip()
+    claims = _jwt_claims(raw)
+    if claims is None:
+        raise SigningError("the Sigstore identity token is not a JWT (three base64url parts)")
+    audience = claims.get("aud")
+    audiences = audience if isinstance(audience, list) else [audience]
+    if "sigstore" not in audiences:
+        raise SigningError(
+            f"the identity token's audience is {audience!r}, not 'sigstore'",
+            hint=CI_TOKEN_SNIPPET if in_ci else "request the token with audience sigstore",
+        )
+    expires = claims.get("exp")
+    current = time.time() if now is None else now
+    if isinstance(expires, (int, float)) and expires < current:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires))
+        raise SigningError(
+            f"the Sigstore identity token expired at {when}",
+            hint="GitLab ID tokens live as long as the job's timeout; sign in the job that "
+            "received SIGSTORE_ID_TOKEN, early, or pass a fresh --identity-token",
+        )
+    return raw
+
+
+def sign_artifacts(
+    artifacts: Sequence[Artifact],
+    token: Secret | None,
+    *,
+    trust_config: ClientTrustConfig,
+    in_ci: bool,
+    attestations: bool = True,
+    cosign_compat: bool = False,
+    on_signed: Callable[[SignedArtifact], None] | None = None,
+) -> SignResult:
+    """Sign every artifact with one signer (one key, one certificate)."""
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    from poetry_gitlab_release.identity import certificate_facts
+
+    if not artifacts:
+        raise SigningError("there is nothing to sign", hint="run the build step first")
+    raw = check_identity_token(token, in_ci=in_ci)
+    try:
+        identity_token = IdentityToken(raw)
+        context = SigningContext.from_trust_config(trust_config)
+    except SigstoreError as exc:
+        raise SigningError(f"the identity token was refused: {_scrub(exc, raw)}") from None
+
+    signed: list[SignedArtifact] = []
+    identity = issuer = None
+    try:
+        with context.signer(identity_token, cache=True) as signer:
+            for artifact in artifacts:
+                item = _sign_one(signer, artifact, attestations, cosign_compat)
+                signed.append(item)
+                if on_signed is not None:
+                    on_signed(item)
+            if signed:
+                facts = certificate_facts(_load_bundle(signed[0].bundle).signing_certificate)
+                identity, issuer = facts.identity, facts.issuer
+    except SigningError:
+        raise
+    except SigstoreError as exc:
+        raise SigningError(f"signing failed: {_scrub(exc, raw)}") from None
+    # Network errors from the Fulcio and Rekor clients come as assorted types; the chain is
+    # dropped (`from None`) because a library's message could quote the request.
+    except Exception as exc:  # noqa: BLE001
+        raise SigningError(f"signing failed: {type(exc).__name__}: {_scrub(exc, raw)}") from None
+    return SignResult(tuple(signed), identity, issuer, certificates=1)
+
+
+def hashed(artifact: Artifact) -> Hashed:
+    """The artifact's sha256 as sigstore's prehashed input."""
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    return Hashed(digest=bytes.fromhex(artifact.sha256), algorithm=HashAlgorithm.SHA2_256)
+
+
+def _sign_one(
+    signer: Signer, artifact: Artifact, attestations: bool, cosign_compat: bool
+) -> SignedArtifact:
+    bundle = signer.sign_artifact(hashed(artifact))
+    bundle_path = artifact.sidecar(BUNDLE_SUFFIX)
+    bundle_json = bundle.to_json()
+    write_text_atomic(bundle_path, bundle_json)
+    result: dict[str, Any] = {
+        "artifact": artifact,
+        "bundle": bundle_path,
+        "log_index": log_index_of(json.loads(bundle_json)),
+    }
+    if attestations:
+        attestation = attestation_from_bundle(signer.sign_dsse(pep740_statement(artifact)))
+        attestation_path = artifact.sidecar(ATTESTATION_SUFFIX)
+        write_text_atomic(attestation_path, json.dumps(attestation, sort_keys=True))
+        result["attestation"] = attestation_path
+        result["attestation_log_index"] = log_index_of(
+            {
+                "verificationMaterial": {
+                    "tlogEntries": attestation["verification_material"]["transparency_entries"]
+                }
+            }
+        )
+    if cosign_compat:
+        signature_path = artifact.sidecar(COSIGN_SIGNATURE_SUFFIX)
+        certificate_path = artifact.sidecar(COSIGN_CERTIFICATE_SUFFIX)
+        sig, crt = cosign_files(bundle)
+        write_text_atomic(signature_path, sig)
+        write_text_atomic(certificate_path, crt)
+        result["cosign_signature"] = signature_path
+        result["cosign_certificate"] = certificate_path
+    return SignedArtifact(**result)
+
+
+def pep740_statement(artifact: Artifact) -> Any:
+    """The in-toto Statement v1 PEP 740 signs: subject = the dist file name and its sha256."""
+    from sigstore.dsse import DigestSet, StatementBuilder, Subject
+
+    return (
+        StatementBuilder()
+        .subjects([Subject(name=artifact.name, digest=DigestSet(root={"sha256": artifact.sha256}))])
+        .predicate_type(PEP740_PREDICATE_TYPE)
+        .build()
+    )
+
+
+def attestation_from_bundle(bundle: Bundle) -> dict[str, Any]:
+    """A DSSE Sigstore bundle as a PEP 740 attestation object (what pypi-attestations writes)."""
+    document = json.loads(bundle.to_json())
+    envelope = document.get("dsseEnvelope")
+    if not envelope or len(envelope.get("signatures", [])) != 1:
+        raise SigningError("the attestation bundle has no DSSE envelope with one signature")
+    material = document["verificationMaterial"]
+    return {
+        "version": 1,
+        "verification_material": {
+            "certificate": material["certificate"]["rawBytes"],
+            "transparency_entries": material["tlogEntries"],
+        },
+        "envelope": {
+            "statement": envelope["payload"],
+            "signature": envelope["signatures"][0]["sig"],
+        },
+    }
+
+
+def bundle_from_attestation(attestation: dict[str, Any]) -> Bundle:
+    """The Sigstore bundle a PEP 740 attestation stands for (the inverse of the above)."""
+    from sigstore.models import Bundle
+
+    try:
+        material = attestation["verification_material"]
+        envelope = attestation["envelope"]
+        document = {
+            "mediaType": BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {
+                "certificate": {"rawBytes": material["certificate"]},
+                "tlogEntries": material["transparency_entries"][:1],
+                "timestampVerificationData": {"rfc3161Timestamps": []},
+            },
+            "dsseEnvelope": {
+                "payload": envelope["statement"],
+                "payloadType": IN_TOTO_PAYLOAD_TYPE,
+                "signatures": [{"sig": envelope["signature"], "keyid": ""}],
+            },
+        }
+    except (KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"not a PEP 740 attestation (missing {exc})") from None
+    return Bundle.from_json(json.dumps(document))
+
+
+def cosign_files(bundle: Bundle) -> tuple[str, str]:
+    """(.sig, .crt) contents as `cosign sign-blob` writes them: base64, no trailing newline."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    signature = base64.b64encode(bundle.signature).decode("ascii")
+    pem = bundle.signing_certificate.public_bytes(Encoding.PEM)
+    return signature, base64.b64encode(pem).decode("ascii")
+
+
+def log_index_of(bundle_document: dict[str, Any]) -> int | None:
+    try:
+        return int(bundle_document["verificationMaterial"]["tlogEntries"][0]["logIndex"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _load_bundle(path: Path) -> Bundle:
+    from sigstore.models import Bundle
+
+    return Bundle.from_json(path.read_bytes())
+
+
+def _jwt_claims(raw: str) -> dict[str, Any] | None:
+    parts = raw.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _scrub(exc: BaseException, secret: str) -> str:
+    """One line of an exception's text, with the token (or any part of it) masked."""
+    text = _first_line(exc)
+    if secret:
+        text = text.replace(secret, "********")
+        for part in secret.split("."):
+            if len(part) >= 16:
+                text = text.replace(part, "********")
+    return text

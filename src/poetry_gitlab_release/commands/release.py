@@ -284,6 +284,9 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             on_signed=lambda item: self._say(
                 f"  signed {item.artifact.name}  rekor log index {item.log_index}"
             ),
+            on_retry=lambda what, delay: self.line_error(
+                f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE
+            ),
         )
         self._say(f"  signer {result.identity} (issuer {result.issuer})", Verbosity.VERBOSE)
 

@@ -8,6 +8,9 @@ For each artifact it writes, beside it:
                               writes
 Artifacts are hashed in 1 MiB chunks and signed as a prehash: nothing is read whole.
 The identity token never appears in a message, a file or a log line.
+Transient failures of Fulcio or Rekor (429, 5xx, a refused or broken connection) are retried
+with backoff (sigstore-python itself does not retry): a Rekor hiccup re-signs only the artifact
+it interrupted, under the same certificate.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
 PEP740_PREDICATE_TYPE = "https://docs.pypi.org/attestations/publish/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+SIGN_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before attempts 2, 3, 4 and 5
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 CI_TOKEN_SNIPPET = """\
 add an ID token to the job in .gitlab-ci.yml:
@@ -135,8 +142,15 @@ def sign_artifacts(
     attestations: bool = True,
     cosign_compat: bool = False,
     on_signed: Callable[[SignedArtifact], None] | None = None,
+    on_retry: Callable[[str, float], None] | None = None,
+    retry_delays: Sequence[float] = SIGN_RETRY_DELAYS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> SignResult:
-    """Sign every artifact with one signer (one key, one certificate)."""
+    """Sign every artifact with one signer (one key, one certificate).
+
+    A transient Fulcio or Rekor failure is retried after each of `retry_delays`; `on_retry`
+    hears what failed and how long we wait.
+    """
     from sigstore.errors import Error as SigstoreError
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
@@ -154,10 +168,33 @@ def sign_artifacts(
 
     signed: list[SignedArtifact] = []
     identity = issuer = None
+
+    def retrying(what: str, action: Callable[[], Any]) -> Any:
+        for delay in (*retry_delays, None):
+            try:
+                return action()
+            except Exception as exc:
+                if delay is None or not _is_transient(exc):
+                    raise
+                if on_retry is not None:
+                    on_retry(f"{what}: {_scrub(exc, raw)}", delay)
+                sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     try:
-        with context.signer(identity_token, cache=True) as signer:
+        with ExitStack() as stack:
+            # Fulcio: the signer asks for its certificate when it is created.
+            signer: Signer = retrying(
+                "Fulcio",
+                lambda: stack.enter_context(context.signer(identity_token, cache=True)),
+            )
             for artifact in artifacts:
-                item = _sign_one(signer, artifact, attestations, cosign_compat)
+                item = retrying(
+                    f"Rekor ({artifact.name})",
+                    lambda artifact=artifact: _sign_one(  # type: ignore[misc]
+                        signer, artifact, attestations, cosign_compat
+                    ),
+                )
                 signed.append(item)
                 if on_signed is not None:
                     on_signed(item)
@@ -171,8 +208,43 @@ def sign_artifacts(
     # Network errors from the Fulcio and Rekor clients come as assorted types; the chain is
     # dropped (`from None`) because a library's message could quote the request.
     except Exception as exc:  # noqa: BLE001
+        unreachable = _unreachable_host(exc)
+        if unreachable is not None:
+            raise SigningError(
+                f"signing failed: cannot reach the Sigstore service at {unreachable}",
+                hint="nothing was published; rerun the release when it is back",
+            ) from None
         raise SigningError(f"signing failed: {type(exc).__name__}: {_scrub(exc, raw)}") from None
     return SignResult(tuple(signed), identity, issuer, certificates=1)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A 429/5xx answer or a connection failure anywhere in the exception's chain."""
+    import requests
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, requests.ConnectionError | requests.Timeout):
+            return True
+        if isinstance(cause, requests.HTTPError) and cause.response is not None:
+            return cause.response.status_code in _TRANSIENT_STATUSES
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _unreachable_host(exc: BaseException) -> str | None:
+    """host:port of a connection that could not be made or broke off, if that is the failure."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    if not isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return None
+    request = exc.request
+    url = getattr(request, "url", None)
+    return urlsplit(url).netloc if isinstance(url, str) and url else "its URL"
 
 
 def hashed(artifact: Artifact) -> Hashed:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import enum
 import random
+import re
 import ssl
 import threading
 import time
@@ -105,6 +106,12 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _message_of(response: httpx.Response) -> str:
     """GitLab's error message ({"message": ...} or {"error": ...}), shortened to one line."""
+    if "html" in response.headers.get("Content-Type", "").lower():
+        # A proxy's or GitLab's error page: its title says it all, the markup says nothing.
+        title = re.search(r"<title[^>]*>(.*?)</title", response.text, re.IGNORECASE | re.DOTALL)
+        return " ".join((title.group(1) if title else "an HTML error page").split())[
+            :MAX_ERROR_BODY
+        ]
     try:
         body: Any = response.json()
     except (ValueError, RecursionError):

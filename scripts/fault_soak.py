@@ -29,8 +29,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -122,7 +124,9 @@ class Result:
 class Harness:
     """The stand-ins, the project, and an in-process `poetry gitlab-release`."""
 
-    def __init__(self, root: Path, time_scale: float, figures: Figures) -> None:
+    def __init__(
+        self, root: Path, time_scale: float, figures: Figures, *, object_storage: bool = False
+    ) -> None:
         from sandbox.gitlab import GitLabStandIn
         from sandbox.sigstore import SigstoreStandIn
 
@@ -130,7 +134,7 @@ class Harness:
         self.figures = figures
         self.time_scale = time_scale
         self.stack = contextlib.ExitStack()
-        self.gitlab = self.stack.enter_context(GitLabStandIn())
+        self.gitlab = self.stack.enter_context(GitLabStandIn(object_storage=object_storage))
         self.sigstore = self.stack.enter_context(
             SigstoreStandIn(issuer=self.gitlab.url, state_dir=root / "sigstore")
         )
@@ -200,6 +204,14 @@ class Harness:
 
     def release(self, *args: str, env: dict[str, str] | None = None) -> Result:
         """`poetry gitlab-release ARGS` in process, in the project, with the job's variables."""
+        return self.poetry("gitlab-release", *args, env=env)
+
+    def poetry(self, command: str, *args: str, env: dict[str, str] | None = None) -> Result:
+        """`poetry COMMAND ARGS` in process, in the project; `env` replaces the job's variables.
+
+        Anything written to the process's own stdout/stderr meanwhile (a library's logging
+        fallback, a stray print) is captured into the result too.
+        """
         from cleo.testers.application_tester import ApplicationTester
         from poetry.console.application import Application
 
@@ -208,12 +220,18 @@ class Harness:
         os.environ.update(variables)
         cwd = Path.cwd()
         os.chdir(self.project)
+        stray_out, stray_err = io.StringIO(), io.StringIO()
         try:
             application = Application()
             application.auto_exits(False)
             tester = ApplicationTester(application)
-            code = tester.execute(" ".join(["gitlab-release", *args]), decorated=False)
-            return Result(code, tester.io.fetch_output(), tester.io.fetch_error())
+            with contextlib.redirect_stdout(stray_out), contextlib.redirect_stderr(stray_err):
+                code = tester.execute(shlex.join([command, *args]), decorated=False)
+            return Result(
+                code,
+                tester.io.fetch_output() + stray_out.getvalue(),
+                tester.io.fetch_error() + stray_err.getvalue(),
+            )
         finally:
             os.chdir(cwd)
             os.environ.clear()

@@ -49,11 +49,14 @@ def _isolated_environment(home: Path) -> dict[str, str]:
     return keep
 
 
-def _run(title: str, args: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+def _run(
+    title: str, args: list[str], *, cwd: Path, env: dict[str, str], accept: tuple[int, ...] = (0,)
+) -> int:
     print(f"\n=== {title}\n$ poetry {shlex.join(args)}", flush=True)
     result = subprocess.run([str(POETRY), *args], cwd=cwd, env=env, check=False)
-    if result.returncode != 0:
+    if result.returncode not in accept:
         raise SystemExit(f"demo: `poetry {args[0]}` exited with {result.returncode}")
+    return result.returncode
 
 
 def main(argv: list[str]) -> int:

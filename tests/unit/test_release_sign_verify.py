@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from poetry_gitlab_release.errors import ConfigError, SigningError, VerificationError
+from poetry_gitlab_release.files import sha256_file
 from poetry_gitlab_release.identity import ExpectedIdentity
-from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts, sha256_file
+from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
 from poetry_gitlab_release.release.sign import (
     check_identity_token,
     load_trust_config,

@@ -157,7 +157,7 @@ def verify_local(
     online_log: bool,
     progress: Progress = lambda _: None,
 ) -> Report:
-    from poetry_gitlab_release.gitlab.downloads import sha256_file
+    from poetry_gitlab_release.files import sha256_file
 
     if bundle is not None and len(paths) != 1:
         raise UsageError("--bundle names the material of exactly one file")
@@ -167,7 +167,8 @@ def verify_local(
             results.append(FileResult(path.name, Verdict.FAILED, reason=f"no such file: {path}"))
             continue
         progress(f"verifying {path}")
-        sha256, size = sha256_file(path)
+        digest = sha256_file(path)
+        sha256, size = digest.sha256, digest.size
         try:
             material = local_material(path, bundle_dir=bundle_dir, bundle=bundle)
         except (OSError, VerificationError) as exc:

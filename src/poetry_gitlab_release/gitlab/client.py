@@ -37,6 +37,7 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
     TLSError,
 )
+from poetry_gitlab_release.files import CHUNK_SIZE, read_chunks
 from poetry_gitlab_release.settings import Credential, Settings, TokenKind
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -497,12 +498,6 @@ def stream_body(
         ) from None
 
 
-def file_chunks(path: Path, chunk_size: int = 1 << 20) -> BodyFactory:
+def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> BodyFactory:
     """A body factory streaming a file in chunks (constant memory), restartable for retries."""
-
-    def chunks() -> Iterator[bytes]:
-        with path.open("rb") as handle:
-            while block := handle.read(chunk_size):
-                yield block
-
-    return chunks
+    return lambda: read_chunks(path, chunk_size)

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_gitlab_release.errors import NotFoundError, VerificationError
+from poetry_gitlab_release.files import CHUNK_SIZE
 from poetry_gitlab_release.gitlab.client import Auth, stream_body
 from poetry_gitlab_release.gitlab.simple_index import check_file_name
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
 
-CHUNK_SIZE = 1 << 20
 MAX_FILE_BYTES = 5 << 30  # GitLab's own limit for PyPI and generic files
 MAX_SIGNATURE_BYTES = 1 << 20  # a bundle is a few KiB
 
@@ -31,17 +31,6 @@ class Download:
     path: Path
     sha256: str
     size: int
-
-
-def sha256_file(path: Path, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
-    """Hex sha256 and size of a file, read in chunks (constant memory)."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
 
 
 def download_file(

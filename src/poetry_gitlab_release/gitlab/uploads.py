@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from poetry_gitlab_release.files import read_chunks
 from poetry_gitlab_release.gitlab.client import Auth, BodyFactory
 from poetry_gitlab_release.gitlab.urls import encode_id, generic_file_url
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
 
-CHUNK_SIZE = 1 << 20
 ALREADY_TAKEN = "already been taken"
 
 
@@ -54,11 +54,10 @@ def _stream(path: Path, head: bytes, tail: bytes, progress: Progress | None) -> 
         yield head
         if progress is not None:
             progress.advance(len(head))
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK_SIZE):
-            yield block
-            if progress is not None:
-                progress.advance(len(block))
+    for block in read_chunks(path):
+        yield block
+        if progress is not None:
+            progress.advance(len(block))
     if tail:
         yield tail
         if progress is not None:

@@ -7,7 +7,6 @@ jobs and pass `dist/` along as an artifact.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-CHUNK_SIZE = 1 << 20
+from poetry_gitlab_release.files import sha256_file
 
 BUNDLE_SUFFIX = ".sigstore.json"
 ATTESTATION_SUFFIX = ".publish.attestation"
@@ -40,23 +39,6 @@ def normalize_name(name: str) -> str:
 def distribution_stem(name: str) -> str:
     """The file-name form of a distribution name: `hello-package` -> `hello_package`."""
     return re.sub(r"[-_.]+", "_", name).lower()
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    sha256: str
-    size: int
-
-
-def sha256_file(path: Path) -> FileDigest:
-    """sha256 of a file, read in 1 MiB chunks: memory stays constant whatever the size."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while block := handle.read(CHUNK_SIZE):
-            digest.update(block)
-            size += len(block)
-    return FileDigest(digest.hexdigest(), size)
 
 
 @dataclass(frozen=True)

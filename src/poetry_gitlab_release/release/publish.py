@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from poetry_gitlab_release.errors import ApiError, ConflictError, VerificationError
+from poetry_gitlab_release.files import sha256_file
 from poetry_gitlab_release.gitlab.urls import encode_id, generic_file_url, pypi_upload_url
-from poetry_gitlab_release.release.artifacts import Artifact, sha256_file, write_bytes_atomic
+from poetry_gitlab_release.release.artifacts import Artifact, write_bytes_atomic
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import ssl
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
 from poetry_gitlab_release.errors import EXIT_USAGE
+from sandbox.gitlab import GitLabStandIn
 from tests.fixtures.poetry import PoetryCli
 
 pytestmark = pytest.mark.e2e
@@ -145,3 +149,44 @@ def test_ca_file_option_beats_poetry_cert_false(
         env={"POETRY_CERTIFICATES_GITLAB_CERT": "false"},
     )
     assert code == 0, output
+
+
+# --- TLS through a real command: gitlab-pipelines against an HTTPS stand-in with a private CA --
+
+
+@pytest.fixture(scope="module")
+def https_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GitLabStandIn, Path]]:
+    ca = trustme.CA()
+    pem = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with GitLabStandIn(tls_context=context) as gitlab:
+        yield gitlab, pem
+
+
+@pytest.mark.parametrize("trust", ["none", "--ca-file", "poetry-cert", "SSL_CERT_FILE"])
+def test_pipelines_over_https_with_a_private_ca(
+    poetry_cli: PoetryCli,
+    project: Path,
+    https_standin: tuple[GitLabStandIn, Path],
+    trust: str,
+) -> None:
+    gitlab, pem = https_standin
+    args = ["gitlab-pipelines", "--group", "demo-group", "--format", "json", "--host", gitlab.url]
+    env = {"GITLAB_TOKEN": gitlab.tokens.personal}
+    if trust == "--ca-file":
+        args += ["--ca-file", str(pem)]
+    elif trust == "poetry-cert":
+        env["POETRY_CERTIFICATES_GITLAB_CERT"] = str(pem)
+    elif trust == "SSL_CERT_FILE":
+        env["SSL_CERT_FILE"] = str(pem)
+    result = poetry_cli.run(*args, cwd=project, env=env)
+    if trust == "none":
+        assert result.returncode == 1, result.stderr
+        assert "TLS verification failed for 127.0.0.1:" in result.stderr
+        assert "--ca-file" in result.stderr and "certificates.gitlab.cert" in result.stderr
+        return
+    assert "TLS" not in result.stderr, result.stderr
+    snapshot = json.loads(result.stdout)
+    assert snapshot, "the dashboard was fetched over HTTPS"

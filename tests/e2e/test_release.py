@@ -344,12 +344,30 @@ def test_branch_pipeline_with_steps_split_across_jobs(
         project = copy_example(tmp_path / "hello-package")
         token = mint(sigstore, gitlab, ref="main", ref_type="branch")
         env = pipeline_env(gitlab, sigstore, token, tag=None)
-        for step in ("build", "sign", "verify", "publish"):
+
+        def job(step: str) -> subprocess.CompletedProcess[str]:
             job_env = dict(env)
             if step != "sign":
                 job_env.pop("SIGSTORE_ID_TOKEN")  # only the signing job has id_tokens
-            result = poetry_cli.run("gitlab-release", "--steps", step, cwd=project, env=job_env)
+            return poetry_cli.run("gitlab-release", "--steps", step, cwd=project, env=job_env)
+
+        def kinds() -> set[str]:
+            return {f.package_type for f in gitlab.stored_files(PROJECT_ID)}
+
+        for step in ("build", "sign", "verify"):
+            result = job(step)
             assert result.returncode == 0, (step, result.stderr)
+        # Packages before their signatures are refused, and nothing goes up.
+        early = job("publish-packages")
+        assert early.returncode == 1
+        assert "are not in the generic registry" in early.stderr
+        assert "packages would be published unsigned" in early.stderr
+        assert kinds() == set()
+        signatures = job("publish-signatures")
+        assert signatures.returncode == 0, signatures.stderr
+        assert kinds() == {"generic"}
+        packages = job("publish-packages")
+        assert packages.returncode == 0, packages.stderr
         stored = {(f.package_type, f.file_name) for f in gitlab.stored_files(PROJECT_ID)}
         assert ("pypi", "hello_package-0.1.0-py3-none-any.whl") in stored
         assert ("generic", "hello_package-0.1.0.tar.gz.sigstore.json") in stored

@@ -19,21 +19,28 @@ if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.uploads import Progress
     from poetry_gitlab_release.identity import ExpectedIdentity
     from poetry_gitlab_release.release.artifacts import Artifact
-    from poetry_gitlab_release.release.publish import FileAction, PublishResult
+    from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
 
-STEPS = ("configure", "build", "sign", "verify", "publish")
+STEPS = ("configure", "build", "sign", "verify", "publish-signatures", "publish-packages")
+# `publish` is both halves, in their order: signatures first, then packages.
+STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages")}
 DEFAULT_STEPS = ("build", "sign", "verify", "publish")
+PUBLISH_STEPS: dict[str, Registry] = {"publish-signatures": "generic", "publish-packages": "pypi"}
 FORMATS = ("text", "json")
 
 
 def parse_steps(text: str) -> list[str]:
     """`build,sign` -> ["build", "sign"], in the flow's order whatever order was given."""
-    requested = [part.strip() for part in text.split(",") if part.strip()]
+    requested: list[str] = []
+    for part in (part.strip() for part in text.split(",")):
+        if part:
+            requested.extend(STEP_ALIASES.get(part, (part,)))
     unknown = [step for step in requested if step not in STEPS]
     if unknown or not requested:
         raise UsageError(
             f"unknown step {unknown[0]!r}" if unknown else "no step given",
-            hint=f"--steps takes a comma-separated subset of {','.join(STEPS)}",
+            hint=f"--steps takes a comma-separated subset of {','.join(STEPS)} "
+            "(publish = publish-signatures,publish-packages)",
         )
     return [step for step in STEPS if step in requested]
 
@@ -195,7 +202,9 @@ so a pipeline can split them across jobs that pass dist/ as an artifact):
   publish    verifies again, then uploads the signature files to the generic registry
              (<name>/<version>/) and then wheel and sdist to the project's PyPI registry.
              Files already published with the same sha256 are skipped; a file published with
-             other content stops the release before anything is uploaded.
+             other content stops the release before anything is uploaded. The two halves run
+             alone as publish-signatures and publish-packages; packages alone are refused
+             until every artifact's signature is in the generic registry.
 
 Writes dist/release.json (package, version, files and sha256, signer identity and issuer,
 Rekor log indexes, URLs); <comment>--format json</comment> prints it.
@@ -262,12 +271,15 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         expected = None
         if "sign" in steps:
             self._sign(settings, artifacts)
-        if "verify" in steps or "publish" in steps:
+        registries = frozenset(PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS)
+        if "verify" in steps or registries:
             expected = self._verify(settings, artifacts)
         publish = None
-        if "publish" in steps:
+        if registries:
             assert expected is not None
-            publish = self._publish(settings, name, version.value, artifacts, expected, dry_run)
+            publish = self._publish(
+                settings, name, version.value, artifacts, expected, dry_run, registries
+            )
         self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir)
 
     def _sign(self, settings: Settings, artifacts: list[Artifact]) -> None:
@@ -321,6 +333,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         artifacts: list[Artifact],
         expected: ExpectedIdentity,
         dry_run: bool,
+        registries: frozenset[Registry],
     ) -> PublishResult:
         from poetry_gitlab_release.gitlab.client import GitLabClient
         from poetry_gitlab_release.release.publish import PublishTarget, publish_release
@@ -357,6 +370,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
                 api_url=settings.api_url,
                 check_signature=check_signature,
                 dry_run=dry_run,
+                registries=registries,
                 progress=self._progress_factory(),
                 on_done=self._report_file,
             )

@@ -11,6 +11,10 @@
 2. Any conflict stops the release before the first upload: nothing is changed.
 3. Upload signature files to the generic registry `<name>/<version>/`, then the wheel and
    sdist to the project's PyPI registry, one at a time, streamed, with retries.
+
+The two halves also run alone (`publish-signatures`, `publish-packages`) for pipelines that
+split them into jobs; packages alone go up only when every artifact's signature is already
+published, so the order "no unsigned release visible" holds across jobs too.
 """
 
 from __future__ import annotations
@@ -204,6 +208,22 @@ def _published_signature_problem(
     return "no published bundle or attestation to check"
 
 
+def _require_published_signatures(target: PublishTarget, actions: Sequence[FileAction]) -> None:
+    missing = sorted(
+        {
+            action.artifact
+            for action in actions
+            if action.registry == "generic" and action.status == "upload"
+        }
+    )
+    if missing:
+        raise VerificationError(
+            f"the signatures of {', '.join(missing)} are not in the generic registry "
+            f"({target.package}/{target.version}): packages would be published unsigned",
+            hint="nothing was uploaded; run --steps publish-signatures first, or publish both",
+        )
+
+
 def upload_files(
     client: GitLabClient,
     target: PublishTarget,
@@ -286,11 +306,13 @@ def publish_release(
     api_url: str,
     check_signature: RemoteSignatureCheck,
     dry_run: bool = False,
+    registries: frozenset[Registry] = frozenset({"generic", "pypi"}),
     progress: ProgressFactory | None = None,
     on_done: Callable[[FileAction], None] | None = None,
 ) -> PublishResult:
     """Plan, check the registries (when a client is given), then upload unless dry_run.
 
+    `registries` selects the half to publish: "generic" (signatures), "pypi" (packages) or both.
     Only a dry run may go without a client (no token): it then lists every file as to upload.
     """
     if client is None and not dry_run:
@@ -299,6 +321,9 @@ def publish_release(
     checked = client is not None
     if client is not None:
         actions = check_registries(client, target, artifacts, actions, check_signature)
+        if "generic" not in registries:
+            _require_published_signatures(target, actions)
+    actions = [action for action in actions if action.registry in registries]
     if dry_run:
         final = [
             replace(action, status="would-upload") if action.status == "upload" else action

@@ -8,30 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.poetry import PoetryCli
+from tests.fixtures.poetry import PoetryCli, make_project
 
 TOKEN = "glpat-configure-secret-0001"
-PROJECT_TOML = textwrap.dedent(
-    """\
-    [project]
-    name = "hello-configure"
-    version = "0.3.0"
-    requires-python = ">=3.10"
-
-    [build-system]
-    requires = ["poetry-core>=2.0,<3"]
-    build-backend = "poetry.core.masonry.api"
-    """
-)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "hello-configure"
-    (root / "src" / "hello_configure").mkdir(parents=True)
-    (root / "src" / "hello_configure" / "__init__.py").write_text("")
-    (root / "pyproject.toml").write_text(PROJECT_TOML)
-    return root
+    return make_project(tmp_path, "hello-configure", "0.3.0")
 
 
 def configure(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,32 +12,16 @@ import trustme
 
 from poetry_gitlab_release.errors import EXIT_USAGE
 from sandbox.gitlab import GitLabStandIn
-from tests.fixtures.poetry import PoetryCli
+from tests.fixtures.poetry import PoetryCli, make_project
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "glpat-transport-secret-0001"
-PROJECT_TOML = textwrap.dedent(
-    """\
-    [project]
-    name = "hello-transport"
-    version = "0.1.0"
-    requires-python = ">=3.10"
-
-    [build-system]
-    requires = ["poetry-core>=2.0,<3"]
-    build-backend = "poetry.core.masonry.api"
-    """
-)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "hello-transport"
-    (root / "src" / "hello_transport").mkdir(parents=True)
-    (root / "src" / "hello_transport" / "__init__.py").write_text("")
-    (root / "pyproject.toml").write_text(PROJECT_TOML)
-    return root
+    return make_project(tmp_path, "hello-transport", "0.1.0")
 
 
 def configure(

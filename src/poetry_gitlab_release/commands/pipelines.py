@@ -14,6 +14,7 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Type, Verbosity
 
 from poetry_gitlab_release.commands.base import GitlabCommand
+from poetry_gitlab_release.commands.options import ca_file_option, host_option, insecure_http_option
 from poetry_gitlab_release.errors import ConfigError, UsageError
 from poetry_gitlab_release.settings import Credential, Secret, Settings, TokenKind
 
@@ -119,12 +120,7 @@ class PipelinesCommand(GitlabCommand):
             flag=False,
         ),
         option("group-id", None, "Same as --group (the seed script's name).", flag=False),
-        option(
-            "host",
-            None,
-            "GitLab URL [env: GITLAB_HOST; CI: CI_SERVER_URL; default https://gitlab.com].",
-            flag=False,
-        ),
+        host_option(),
         option(
             "token",
             None,
@@ -204,8 +200,8 @@ class PipelinesCommand(GitlabCommand):
             "[default: gitlab].",
             flag=False,
         ),
-        option("ca-file", None, "CA bundle (PEM) for a GitLab with a private CA.", flag=False),
-        option("allow-insecure-http", None, "Allow plain http:// to a host other than localhost."),
+        ca_file_option(),
+        insecure_http_option(),
     ]
     help = f"""\
 One line per project of a group and its subgroups: path, status of the latest pipeline, ref,

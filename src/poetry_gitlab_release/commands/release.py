@@ -11,6 +11,7 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Verbosity
 
 from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
+from poetry_gitlab_release.commands.options import ca_file_option, host_option, insecure_http_option
 from poetry_gitlab_release.errors import UsageError
 from poetry_gitlab_release.settings import Settings
 
@@ -148,12 +149,7 @@ class ReleaseCommand(GitlabCommand):
             default="text",
         ),
         option("dry-run", None, "Do everything except upload; list what would be uploaded."),
-        option(
-            "host",
-            None,
-            "GitLab URL [env: GITLAB_HOST; CI: CI_SERVER_URL; default https://gitlab.com].",
-            flag=False,
-        ),
+        host_option(),
         option(
             "token",
             None,
@@ -172,13 +168,8 @@ class ReleaseCommand(GitlabCommand):
             "Name of the Poetry repository to configure [default: gitlab].",
             flag=False,
         ),
-        option(
-            "ca-file",
-            None,
-            "CA bundle (PEM) for a GitLab with a private certificate authority.",
-            flag=False,
-        ),
-        option("allow-insecure-http", None, "Allow plain http:// to a host other than localhost."),
+        ca_file_option(),
+        insecure_http_option(),
     ]
     help = f"""\
 Runs the secure release recipe for the current Poetry project against GitLab.

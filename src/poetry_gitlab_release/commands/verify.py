@@ -12,6 +12,7 @@ from cleo.helpers import argument, option
 from cleo.io.outputs.output import Verbosity
 
 from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
+from poetry_gitlab_release.commands.options import ca_file_option, host_option, insecure_http_option
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_OK, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -70,12 +71,7 @@ class VerifyCommand(GitlabCommand):
             "project that publishes the package (or --gitlab-project).",
             flag=False,
         ),
-        option(
-            "host",
-            None,
-            "GitLab URL [env: GITLAB_HOST; CI: CI_SERVER_URL; default https://gitlab.com].",
-            flag=False,
-        ),
+        host_option(),
         option(
             "token",
             None,
@@ -169,8 +165,8 @@ class VerifyCommand(GitlabCommand):
             "Interpreter for --install [default: $VIRTUAL_ENV's, else python3 on PATH].",
             flag=False,
         ),
-        option("ca-file", None, "CA bundle (PEM) for a GitLab with a private CA.", flag=False),
-        option("allow-insecure-http", None, "Allow plain http:// to a host other than localhost."),
+        ca_file_option(),
+        insecure_http_option(),
     ]
     help = f"""\
 Verifies a release published by <comment>poetry gitlab-release</comment>, as a consumer. Works outside any

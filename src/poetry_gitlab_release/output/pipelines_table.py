@@ -273,7 +273,7 @@ def render_logs(snapshot: Snapshot, painter: Painter) -> list[str]:
     return lines
 
 
-def render_table(
+def render_rows(
     snapshot: Snapshot,
     painter: Painter,
     *,
@@ -281,7 +281,7 @@ def render_table(
     changed: Collection[str] | None = None,
     header: bool = True,
 ) -> list[str]:
-    """The dashboard as lines (no trailing newlines). `changed` switches on watch markers."""
+    """The header and one line per project. `changed` switches on watch markers."""
     layout = layout_for(snapshot.rows, snapshot.group_path, stages_width)
     lines = []
     if header and snapshot.rows:
@@ -297,6 +297,21 @@ def render_table(
                 changed=None if changed is None else row.full_path in changed,
             )
         )
+    return lines
+
+
+def render_table(
+    snapshot: Snapshot,
+    painter: Painter,
+    *,
+    stages_width: int,
+    changed: Collection[str] | None = None,
+    header: bool = True,
+) -> list[str]:
+    """The dashboard as lines (no trailing newlines). `changed` switches on watch markers."""
+    lines = render_rows(
+        snapshot, painter, stages_width=stages_width, changed=changed, header=header
+    )
     lines.append(render_summary(snapshot, painter))
     lines.extend(render_logs(snapshot, painter))
     return lines

@@ -31,10 +31,8 @@ from poetry_gitlab_release.output.pipelines_table import (
     BOLD,
     DIM,
     Painter,
-    layout_for,
-    render_header,
     render_logs,
-    render_row,
+    render_rows,
     render_summary,
 )
 from poetry_gitlab_release.pipelines.model import Snapshot
@@ -101,19 +99,7 @@ def frame(
         lines.append(
             painter.status("failed", f"refresh failed{when}, showing the last data: {error}")
         )
-    layout = layout_for(snapshot.rows, snapshot.group_path, stages_width)
-    body = [render_header(layout, painter, marker=True)] if snapshot.rows else []
-    body += [
-        render_row(
-            row,
-            group_path=snapshot.group_path,
-            now=snapshot.fetched_at,
-            layout=layout,
-            painter=painter,
-            changed=row.full_path in changed,
-        )
-        for row in snapshot.rows
-    ]
+    body = render_rows(snapshot, painter, stages_width=stages_width, changed=changed)
     tail = [render_summary(snapshot, painter)]
     logs = render_logs(snapshot, painter)
     if height is not None:

@@ -180,3 +180,34 @@ def test_bad_pyproject_table_names_the_key(poetry_cli: PoetryCli, project: Path)
     code, output = configure(poetry_cli, project)
     assert code == 2
     assert "unknown key 'registry' in [tool.poetry-gitlab-release]" in output
+
+
+def test_outside_a_project_is_a_usage_error_that_says_how_to_point_at_one(
+    poetry_cli: PoetryCli, tmp_path: Path
+) -> None:
+    result = poetry_cli.run("gitlab-release", "--steps", "build", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"Error: Poetry could not find a pyproject.toml file in {tmp_path}" in result.stderr
+    assert "use -C DIR to point at one" in result.stderr
+
+
+def test_directory_option_points_at_the_project(
+    poetry_cli: PoetryCli, project: Path, tmp_path: Path
+) -> None:
+    with (project / "pyproject.toml").open("a") as handle:
+        handle.write('\n[tool.poetry-gitlab-release]\nrepository = "elsewhere"\n')
+    result = poetry_cli.run(
+        "-C",
+        str(project),
+        "gitlab-release",
+        "--steps",
+        "configure",
+        "--host",
+        "http://127.0.0.1:9",
+        "--gitlab-project",
+        "a/b",
+        cwd=tmp_path,
+        env={"GITLAB_TOKEN": TOKEN},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "repositories.elsewhere.url" in result.stdout  # the table of the -C project was read

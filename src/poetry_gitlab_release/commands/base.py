@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from cleo.exceptions import CleoError
 from poetry.console.commands.command import Command
 
-from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, GitlabReleaseError
+from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, GitlabReleaseError, UsageError
 from poetry_gitlab_release.settings import (
     Settings,
     pyproject_table,
@@ -22,6 +22,7 @@ from poetry_gitlab_release.settings import (
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
+    from poetry.poetry import Poetry
 
 
 EXIT_CODES_HELP = """
@@ -64,6 +65,23 @@ class GitlabCommand(Command):
     def run_command(self) -> int:
         raise NotImplementedError
 
+    @property
+    def poetry(self) -> Poetry:
+        """The current project; outside one, a usage error instead of Poetry's RuntimeError."""
+        try:
+            return super().poetry
+        except RuntimeError as exc:
+            raise UsageError(
+                str(exc).rstrip("."),
+                hint=f"poetry {self.name} runs in a Poetry project; use -C DIR to point at one",
+            ) from None
+
+    def project_directory(self) -> Path:
+        """Where the project is looked for: the cwd, or what -C/--directory and -P/--project say."""
+        application = self.application
+        directory = getattr(application, "project_directory", None) if application else None
+        return Path(directory) if directory is not None else Path.cwd()
+
     def option_values(self) -> dict[str, object]:
         """The settings-backed options the user actually gave."""
         given: dict[str, object] = {}
@@ -87,7 +105,7 @@ class GitlabCommand(Command):
         from poetry.utils.authenticator import RepositoryCertificateConfig
 
         config = Config.create()
-        pyproject = find_pyproject(Path.cwd()) if use_project else None
+        pyproject = find_pyproject(self.project_directory()) if use_project else None
         if pyproject is not None and (pyproject.parent / "poetry.toml").is_file():
             config = self.poetry.config  # the global config with the project's poetry.toml
         repository = settings.repository
@@ -101,7 +119,7 @@ class GitlabCommand(Command):
         )
 
     def _pyproject_document(self) -> tuple[Mapping[str, Any], str]:
-        path = find_pyproject(Path.cwd())
+        path = find_pyproject(self.project_directory())
         if path is None:
             return {}, "pyproject.toml"
         if sys.version_info >= (3, 11):

@@ -231,3 +231,17 @@ def test_hashing_streams(tmp_path: Path) -> None:
     digest = sha256_file(path)
     assert digest.size == 5 << 20
     assert digest.sha256 == hashlib.sha256(b"x" * (5 << 20)).hexdigest()
+
+
+def test_a_missing_token_is_reported_before_any_trust_root_is_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sigstore.models
+
+    def no_network() -> None:
+        raise AssertionError("the public trust root must not be fetched without a token")
+
+    monkeypatch.setattr(sigstore.models.ClientTrustConfig, "production", no_network)
+    with pytest.raises(SigningError, match="SIGSTORE_ID_TOKEN is not set in this job") as caught:
+        sign_artifacts(make_dist(tmp_path), None, trust_config=None, in_ci=True)
+    assert "aud: sigstore" in str(caught.value)

@@ -274,13 +274,13 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir)
 
     def _sign(self, settings: Settings, artifacts: list[Artifact]) -> None:
-        from poetry_gitlab_release.release.sign import load_trust_config, sign_artifacts
+        from poetry_gitlab_release.release.sign import sign_artifacts
 
         self._say(f"Signing {len(artifacts)} artifacts with one Sigstore certificate")
         result = sign_artifacts(
             artifacts,
             settings.identity_token,
-            trust_config=load_trust_config(settings.trust_config),
+            trust_config=settings.trust_config,
             in_ci=settings.in_ci,
             attestations=not self.option("no-attestations"),
             cosign_compat=bool(self.option("cosign-compat")),

@@ -137,7 +137,7 @@ def sign_artifacts(
     artifacts: Sequence[Artifact],
     token: Secret | None,
     *,
-    trust_config: ClientTrustConfig,
+    trust_config: ClientTrustConfig | Path | None,
     in_ci: bool,
     attestations: bool = True,
     cosign_compat: bool = False,
@@ -147,6 +147,9 @@ def sign_artifacts(
     sleep: Callable[[float], None] = time.sleep,
 ) -> SignResult:
     """Sign every artifact with one signer (one key, one certificate).
+
+    `trust_config` is a loaded ClientTrustConfig, or the path of one (None: the public
+    instance), loaded only after the identity token passed its checks.
 
     A transient Fulcio or Rekor failure is retried after each of `retry_delays`; `on_retry`
     hears what failed and how long we wait.
@@ -160,6 +163,8 @@ def sign_artifacts(
     if not artifacts:
         raise SigningError("there is nothing to sign", hint="run the build step first")
     raw = check_identity_token(token, in_ci=in_ci)
+    if trust_config is None or isinstance(trust_config, Path):
+        trust_config = load_trust_config(trust_config)
     try:
         identity_token = IdentityToken(raw)
         context = SigningContext.from_trust_config(trust_config)

@@ -1,10 +1,11 @@
-"""Packages API: list a project's packages, one package, its files (with ``file_sha256``)."""
+"""Packages API: list a project's or a group's packages, one package, its files (with
+``file_sha256``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sandbox.gitlab.auth import can_write_packages, require_scope
+from sandbox.gitlab.auth import can_see_project, can_write_packages, require_scope
 from sandbox.gitlab.http import ApiError, Request, Response
 from sandbox.gitlab.models import Project, iso
 from sandbox.gitlab.pagination import paginate
@@ -40,6 +41,10 @@ def register(app: App) -> None:
     )
     app.router.add(
         "GET", base + "/{package_id}/package_files", "packages_api", lambda r: files(app, r)
+    )
+    # Group level: GitLab refuses job tokens here as on the other group routes ("api" kind).
+    app.router.add(
+        "GET", "/api/v4/groups/{id}/packages", "api", lambda r: list_group_packages(app, r)
     )
 
 
@@ -80,7 +85,35 @@ def _package(app: App, request: Request, project: Project) -> Package:
 
 def list_packages(app: App, request: Request) -> Response:
     project = _project(app, request)
-    packages = app.state.project_packages(project.id)
+    packages = _filtered(request, app.state.project_packages(project.id))
+    page, headers = paginate(request, packages)
+    return Response.json(200, [package_json(app, project, p) for p in page], headers)
+
+
+def list_group_packages(app: App, request: Request) -> Response:
+    """`GET /groups/:id/packages`: the packages of the group's projects the caller can see."""
+    assert request.principal is not None
+    require_scope(request.principal, write=False)
+    group = app.group_for(request, request.path_params["id"])
+    projects = app.scenario.group_projects(
+        group,
+        include_subgroups=not request.bool_param("exclude_subgroups", False),
+        with_shared=False,
+    )
+    owner: dict[int, Project] = {}
+    packages: list[Package] = []
+    for project in projects:
+        if not can_see_project(request.principal, project):
+            continue
+        for package in app.state.project_packages(project.id):
+            owner[package.id] = project
+            packages.append(package)
+    page, headers = paginate(request, _filtered(request, packages))
+    return Response.json(200, [package_json(app, owner[p.id], p) for p in page], headers)
+
+
+def _filtered(request: Request, packages: list[Package]) -> list[Package]:
+    """The list parameters both routes share: type, name, version, status, order, sort."""
     package_type = request.param("package_type")
     if package_type is not None:
         if package_type not in PACKAGE_TYPES:
@@ -112,8 +145,7 @@ def list_packages(app: App, request: Request) -> Response:
         "type": lambda p: (p.package_type, p.id),
     }[order_by]
     packages.sort(key=key, reverse=sort == "desc")
-    page, headers = paginate(request, packages)
-    return Response.json(200, [package_json(app, project, p) for p in page], headers)
+    return packages
 
 
 def get_package(app: App, request: Request) -> Response:

@@ -172,9 +172,14 @@ def test_group_index_finds_the_publishing_project(
     registry: GitLabStandIn, signed: SignedRelease, verify: VerifyRun
 ) -> None:
     publish(registry, signed)
+    registry.reset_log()
     result = verify(f"{NAME}=={VERSION}", "--group", "demo-group", token=registry.tokens.personal)
     assert result.returncode == 0, result.stderr
     assert "/groups/demo-group/-/packages/pypi/simple/hello-package/" in result.stdout
+    # One group-level Packages API call finds the publishing project, no per-project crawl.
+    paths = [entry.path for entry in registry.request_log]
+    assert "/api/v4/groups/demo-group/packages" in paths
+    assert not any(path.endswith("/projects") for path in paths)
 
 
 def test_job_token_and_object_storage_redirect_carry_no_credential(

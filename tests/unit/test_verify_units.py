@@ -487,3 +487,32 @@ def test_help_documents_options_identity_and_exit_codes() -> None:
     text = command.help
     assert "https://HOST/PROJECT_PATH//.gitlab-ci.yml@refs/tags/vVERSION" in text
     assert "Exit codes" in text and "--gitlab-project" in text and "--project/-P" in text
+
+
+def test_group_without_the_group_packages_api_falls_back_to_its_projects() -> None:
+    """Older GitLab has no `GET /groups/:id/packages`: each project of the group is asked."""
+    from poetry_gitlab_release.consumer.flow import Requirement, _owning_project
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        path = request.url.path
+        if path.endswith("/groups/acme/packages"):
+            return httpx.Response(404, json={"message": "404 Not Found"})
+        if path.endswith("/groups/acme/projects"):
+            assert request.url.params["include_subgroups"] == "true"
+            return httpx.Response(
+                200,
+                json=[
+                    {"id": 1, "path_with_namespace": "acme/a"},
+                    {"id": 2, "path_with_namespace": "acme/b"},
+                ],
+            )
+        if path.endswith("/projects/2/packages"):
+            return httpx.Response(200, json=[{"name": "Hello_Package", "version": "1.0.0"}])
+        return httpx.Response(200, json=[])
+
+    owner = _owning_project(client_for(handler), "acme", Requirement("hello-package", "1.0.0"))
+    assert owner == ("2", "acme/b")
+    assert asked[0].endswith("/groups/acme/packages")

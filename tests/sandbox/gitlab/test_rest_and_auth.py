@@ -286,3 +286,39 @@ def test_helpers_factory(make_gitlab_standin: Callable[..., GitLabStandIn]) -> N
     assert httpx.post(g.graphql_url, json={"query": "{ currentUser { id } }"}).status_code == 404
     variables = g.ci_variables("demo-group/hello-package", tag="v1.0.0")
     assert variables["CI_PROJECT_ID"] == "100" and variables["CI_API_V4_URL"] == g.api_url
+
+
+def test_group_packages_list_every_projects_packages_with_its_owner(
+    gitlab_standin: GitLabStandIn,
+) -> None:
+    g = gitlab_standin
+    personal = {"PRIVATE-TOKEN": g.tokens.personal}
+    httpx.put(f"{g.api_url}{GENERIC}/a.sig", content=b"abc", headers=personal)
+    listed = httpx.get(
+        f"{g.api_url}/groups/demo-group/packages",
+        params={"package_type": "generic", "package_name": "hello"},
+        headers=personal,
+    )
+    assert listed.status_code == 200
+    assert [(p["name"], p["project_id"], p["project_path"]) for p in listed.json()] == [
+        ("hello-package", HELLO, "demo-group/hello-package")
+    ]
+    assert listed.headers["x-total"] == "1"
+    only_pypi = httpx.get(
+        f"{g.api_url}/groups/demo-group/packages", params={"package_type": "pypi"}, headers=personal
+    )
+    assert only_pypi.json() == []
+    bad = httpx.get(
+        f"{g.api_url}/groups/demo-group/packages",
+        params={"package_type": "wheel"},
+        headers=personal,
+    )
+    assert bad.status_code == 400
+    assert bad.json() == {"error": "package_type does not have a valid value"}
+    # Like every group route, refused to a job token; invisible to an outsider.
+    job = {"JOB-TOKEN": g.job_token(HELLO)}
+    assert httpx.get(f"{g.api_url}/groups/demo-group/packages", headers=job).status_code == 404
+    outsider = {"PRIVATE-TOKEN": g.tokens.outsider}
+    assert httpx.get(f"{g.api_url}/groups/demo-group/packages", headers=outsider).json() == {
+        "message": "404 Group Not Found"
+    }

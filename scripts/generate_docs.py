@@ -65,6 +65,9 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "repository": "Name of the Poetry repository `configure` writes (lower-case letters and "
     "`-`, so that Poetry's `POETRY_REPOSITORIES_<NAME>_URL` can address it).",
     "ca-file": "PEM bundle of the certificate authority of a self-managed GitLab.",
+    "client-cert": "TLS client certificate and its unencrypted private key, one PEM file, for a "
+    "GitLab that requires mutual TLS; presented to GitLab's own origin only. Falls back to "
+    "Poetry's `certificates.<repository>.client-cert`.",
     "allow-insecure-http": "Allow plain `http://` to a host other than localhost.",
     "dist-dir": "Directory for artifacts and signatures, relative to the project.",
     "ci-config": "Path of the CI configuration file, part of the signer identity.",
@@ -87,6 +90,7 @@ VALUE_KINDS: dict[str, str] = {
     "_as_bool": "`true` or `false`",
     "_as_path": "path",
     "_as_existing_file": "path of an existing file",
+    "_as_client_cert": "path of a PEM file (certificate and private key)",
     "_as_repository_name": "name",
     "_as_token_kind": "`personal`, `deploy` or `job`",
 }

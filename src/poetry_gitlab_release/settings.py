@@ -6,7 +6,9 @@ Precedence, highest first:
 
 The CA bundle has one more source below ours: Poetry's `certificates.<repository>.cert`
 (`with_poetry_certificate`), and below that SSL_CERT_FILE / SSL_CERT_DIR / certifi, which the
-HTTP client's default context reads. TLS verification is never turned off.
+HTTP client's default context reads. TLS verification is never turned off. The TLS client
+certificate likewise falls back to Poetry's `certificates.<repository>.client-cert`
+(`with_poetry_client_certificate`).
 
 `resolve_settings()` takes plain mappings (options given on the command line, the environment,
 the pyproject table) and returns one immutable, validated `Settings`. Nothing below the commands
@@ -110,6 +112,7 @@ class Settings:
     group: str | None
     repository: str
     ca_file: Path | None
+    client_cert: Path | None
     allow_insecure_http: bool
     dist_dir: Path
     ci_config_path: str
@@ -208,6 +211,68 @@ def _as_existing_file(value: object, where: str) -> Path:
     return path
 
 
+MAX_CLIENT_CERT_FILE = 1024 * 1024  # a certificate chain and its key: a few kilobytes
+
+
+class _NoPasswordError(Exception):
+    """Raised by the password callback: an encrypted key is refused instead of prompted for."""
+
+
+def _no_password() -> bytes:
+    raise _NoPasswordError
+
+
+def load_client_certificate(context: Any, path: Path, where: str) -> None:
+    """`context.load_cert_chain(path)` with a one-line ConfigError naming the file and `where`.
+
+    The file holds the certificate (and any intermediates) and its unencrypted private key, in
+    PEM, as Poetry's `client-cert` expects. An encrypted key is refused, never prompted for. The
+    file's content never appears in a message.
+    """
+    import ssl
+
+    try:
+        context.load_cert_chain(str(path), password=_no_password)
+    except _NoPasswordError:
+        raise _client_cert_error(
+            path, where, "its private key is encrypted; use an unencrypted key"
+        ) from None
+    except ssl.SSLError as exc:
+        raise _client_cert_error(path, where, _client_cert_problem(path, exc)) from None
+    except OSError as exc:
+        raise _client_cert_error(path, where, exc.strerror or type(exc).__name__) from None
+
+
+def _client_cert_error(path: Path, where: str, problem: str) -> ConfigError:
+    return ConfigError(f"invalid client certificate {str(path)!r} from {where}: {problem}")
+
+
+def _client_cert_problem(path: Path, exc: Exception) -> str:
+    """What is wrong with a PEM file that load_cert_chain refused, judged by its markers only."""
+    if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+        return "the private key does not belong to the certificate"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(MAX_CLIENT_CERT_FILE)
+    except OSError:
+        head = b""
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        return "no PEM certificate in it (expected the certificate and its private key, PEM)"
+    if b"PRIVATE KEY-----" not in head:
+        return "no private key in it (put the certificate and its private key in one PEM file)"
+    if b"ENCRYPTED" in head:
+        return "its private key is encrypted; use an unencrypted key"
+    return "not a usable PEM certificate and private key"
+
+
+def _as_client_cert(value: object, where: str) -> Path:
+    path = _as_existing_file(value, where)
+    import ssl
+
+    load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path, where)
+    return path
+
+
 def _redact_userinfo(url: str) -> str:
     """The URL with anything before '@' in its authority replaced, for error messages."""
     scheme, sep, rest = url.partition("://")
@@ -302,6 +367,7 @@ _SPECS: tuple[_Spec, ...] = (
         default=DEFAULT_REPOSITORY,
     ),
     _Spec("ca-file", _as_existing_file, ("GITLAB_RELEASE_CA_FILE",)),
+    _Spec("client-cert", _as_client_cert, ("GITLAB_RELEASE_CLIENT_CERT",)),
     _Spec("allow-insecure-http", _as_bool, ("GITLAB_RELEASE_ALLOW_INSECURE_HTTP",), default=False),
     _Spec("dist-dir", _as_path, ("GITLAB_RELEASE_DIST_DIR",), default=Path("dist")),
     _Spec(
@@ -493,6 +559,7 @@ def resolve_settings(
         group=value("group"),
         repository=value("repository"),
         ca_file=value("ca-file"),
+        client_cert=value("client-cert"),
         allow_insecure_http=allow_http,
         dist_dir=value("dist-dir"),
         ci_config_path=value("ci-config"),
@@ -531,6 +598,18 @@ def with_poetry_certificate(
         return settings
     path = _as_existing_file(str(cert), where)
     return replace(settings, ca_file=path, sources={**settings.sources, "ca-file": where})
+
+
+def with_poetry_client_certificate(
+    settings: Settings, client_cert: Path | str | None, *, where: str
+) -> Settings:
+    """Use Poetry's `certificates.<repository>.client-cert` when none came from our sources."""
+    if settings.source_of("client-cert") != "default":
+        return settings
+    if client_cert is None or not str(client_cert).strip():
+        return settings
+    path = _as_client_cert(str(client_cert), where)
+    return replace(settings, client_cert=path, sources={**settings.sources, "client-cert": where})
 
 
 def _derived_url(item: _Resolved | None, host_source: str, fallback: str) -> str:

@@ -18,6 +18,7 @@ from poetry_gitlab_release.settings import (
     pyproject_table,
     resolve_settings,
     with_poetry_certificate,
+    with_poetry_client_certificate,
 )
 
 if TYPE_CHECKING:
@@ -95,12 +96,13 @@ class GitlabCommand(Command):
         options = {**self.option_values(), **(extra or {})}
         document, name = self._pyproject_document() if use_project else ({}, "pyproject.toml")
         settings = resolve_settings(options, os.environ, pyproject_table(document), name)
-        if settings.source_of("ca-file") == "default":
-            settings = self._with_poetry_certificate(settings, use_project=use_project)
+        if "default" in (settings.source_of("ca-file"), settings.source_of("client-cert")):
+            settings = self._with_poetry_certificates(settings, use_project=use_project)
         return settings
 
-    def _with_poetry_certificate(self, settings: Settings, *, use_project: bool) -> Settings:
-        """Poetry's certificates.<repository>.cert (config.toml, poetry.toml or POETRY_ env)."""
+    def _with_poetry_certificates(self, settings: Settings, *, use_project: bool) -> Settings:
+        """Poetry's certificates.<repository>.cert and .client-cert (config.toml, poetry.toml
+        or POETRY_CERTIFICATES_<NAME>_CERT / _CLIENT_CERT), each below our own sources."""
         from poetry.config.config import Config
         from poetry.utils.authenticator import RepositoryCertificateConfig
 
@@ -111,11 +113,16 @@ class GitlabCommand(Command):
         repository = settings.repository
         certs = RepositoryCertificateConfig.create(repository, config)
         raw = config.get(["certificates", repository, "cert"])
-        return with_poetry_certificate(
+        settings = with_poetry_certificate(
             settings,
             raw if isinstance(raw, str) else certs.cert,
             verify=certs.verify,
             where=f"Poetry's certificates.{repository}.cert",
+        )
+        return with_poetry_client_certificate(
+            settings,
+            certs.client_cert,
+            where=f"Poetry's certificates.{repository}.client-cert",
         )
 
     def _pyproject_document(self) -> tuple[Mapping[str, Any], str]:

@@ -25,6 +25,17 @@ def ca_file_option() -> Option:
     )
 
 
+def client_cert_option() -> Option:
+    return option(
+        "client-cert",
+        None,
+        "TLS client certificate and its private key (one PEM file) for a GitLab that requires "
+        "mutual TLS [env: GITLAB_RELEASE_CLIENT_CERT; else Poetry's "
+        "certificates.<repository>.client-cert].",
+        flag=False,
+    )
+
+
 def insecure_http_option() -> Option:
     return option(
         "allow-insecure-http", None, "Allow plain http:// to a host other than localhost."

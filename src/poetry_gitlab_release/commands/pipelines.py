@@ -14,7 +14,12 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Type, Verbosity
 
 from poetry_gitlab_release.commands.base import GitlabCommand
-from poetry_gitlab_release.commands.options import ca_file_option, host_option, insecure_http_option
+from poetry_gitlab_release.commands.options import (
+    ca_file_option,
+    client_cert_option,
+    host_option,
+    insecure_http_option,
+)
 from poetry_gitlab_release.errors import ConfigError, UsageError
 from poetry_gitlab_release.settings import Credential, Secret, Settings, TokenKind
 
@@ -110,6 +115,7 @@ class PipelinesCommand(GitlabCommand):
         "group-id": "group",
         "repository": "repository",
         "ca-file": "ca-file",
+        "client-cert": "client-cert",
         "allow-insecure-http": "allow-insecure-http",
     }
     options: ClassVar[list[Option]] = [
@@ -201,6 +207,7 @@ class PipelinesCommand(GitlabCommand):
             flag=False,
         ),
         ca_file_option(),
+        client_cert_option(),
         insecure_http_option(),
     ]
     help = f"""\

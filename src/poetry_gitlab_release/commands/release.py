@@ -11,7 +11,12 @@ from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Verbosity
 
 from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
-from poetry_gitlab_release.commands.options import ca_file_option, host_option, insecure_http_option
+from poetry_gitlab_release.commands.options import (
+    ca_file_option,
+    client_cert_option,
+    host_option,
+    insecure_http_option,
+)
 from poetry_gitlab_release.errors import UsageError
 from poetry_gitlab_release.settings import Settings
 
@@ -55,6 +60,7 @@ class ReleaseCommand(GitlabCommand):
         "gitlab-project": "project",
         "repository": "repository",
         "ca-file": "ca-file",
+        "client-cert": "client-cert",
         "allow-insecure-http": "allow-insecure-http",
         "dist-dir": "dist-dir",
         "ci-config": "ci-config",
@@ -169,6 +175,7 @@ class ReleaseCommand(GitlabCommand):
             flag=False,
         ),
         ca_file_option(),
+        client_cert_option(),
         insecure_http_option(),
     ]
     help = f"""\

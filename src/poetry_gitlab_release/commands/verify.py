@@ -12,7 +12,12 @@ from cleo.helpers import argument, option
 from cleo.io.outputs.output import Verbosity
 
 from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
-from poetry_gitlab_release.commands.options import ca_file_option, host_option, insecure_http_option
+from poetry_gitlab_release.commands.options import (
+    ca_file_option,
+    client_cert_option,
+    host_option,
+    insecure_http_option,
+)
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_OK, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -42,6 +47,7 @@ class VerifyCommand(GitlabCommand):
         "gitlab-project": "project",
         "group": "group",
         "ca-file": "ca-file",
+        "client-cert": "client-cert",
         "allow-insecure-http": "allow-insecure-http",
         "ci-config": "ci-config",
         "trust-config": "trust-config",
@@ -166,6 +172,7 @@ class VerifyCommand(GitlabCommand):
             flag=False,
         ),
         ca_file_option(),
+        client_cert_option(),
         insecure_http_option(),
     ]
     help = f"""\

@@ -6,6 +6,8 @@
 - Retries with exponential backoff on 429, 5xx and connection errors, honouring Retry-After.
   Upload bodies come from a factory, so a retried upload streams the file again from the start.
 - TLS: a CA file from the settings, else the system/certifi default; verification is never off.
+  A TLS client certificate (mutual TLS) is presented to GitLab's own origin only: hops to
+  another origin go through a second connection pool whose context holds no client certificate.
 - Errors become one-line GitLabError subclasses; tokens never appear in their text.
 - Bodies read into memory are bounded (MAX_RESPONSE_BYTES, MAX_ERROR_READ): a hostile or broken
   server cannot make us allocate without limit. Streamed responses are the caller's to bound.
@@ -38,7 +40,12 @@ from poetry_gitlab_release.errors import (
     TLSError,
 )
 from poetry_gitlab_release.files import CHUNK_SIZE, read_chunks
-from poetry_gitlab_release.settings import Credential, Settings, TokenKind
+from poetry_gitlab_release.settings import (
+    Credential,
+    Settings,
+    TokenKind,
+    load_client_certificate,
+)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
@@ -73,8 +80,18 @@ class RetryPolicy:
         return min(backoff * (0.5 + random.random() / 2), self.max_delay)
 
 
-def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    """A verifying context: the given CA bundle, else SSL_CERT_FILE/SSL_CERT_DIR, else certifi."""
+def ssl_context(
+    ca_file: Path | None, client_cert: Path | None = None, client_cert_source: str = "client-cert"
+) -> ssl.SSLContext:
+    """A verifying context: the given CA bundle, else SSL_CERT_FILE/SSL_CERT_DIR, else certifi;
+    with `client_cert` (one PEM file: certificate and private key) loaded for mutual TLS."""
+    context = _verifying_context(ca_file)
+    if client_cert is not None:
+        load_client_certificate(context, client_cert, client_cert_source)
+    return context
+
+
+def _verifying_context(ca_file: Path | None) -> ssl.SSLContext:
     if ca_file is not None:
         try:
             return ssl.create_default_context(cafile=str(ca_file))
@@ -149,13 +166,28 @@ class GitLabClient:
         self._home = origin(settings.api_url)
         self.request_count = 0
         self._count_lock = threading.Lock()  # the client may be shared by worker threads
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=ssl_context(settings.ca_file),
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-            transport=transport,
-            trust_env=False,  # proxies/netrc from the environment must not see our tokens
+        self._client_cert_source = settings.source_of("client-cert")
+
+        def http_client(context: ssl.SSLContext) -> httpx.Client:
+            return httpx.Client(
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                verify=context,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+                transport=transport,
+                trust_env=False,  # proxies/netrc from the environment must not see our tokens
+            )
+
+        # GitLab's own origin gets the client certificate; any other origin (object storage
+        # behind a redirect) gets a pool whose context has none, so that it is never offered
+        # there. Without a client certificate one pool serves both.
+        self._http = http_client(
+            ssl_context(settings.ca_file, settings.client_cert, self._client_cert_source)
+        )
+        self._foreign_http = (
+            self._http
+            if settings.client_cert is None
+            else http_client(ssl_context(settings.ca_file))
         )
 
     def __enter__(self) -> GitLabClient:
@@ -171,6 +203,8 @@ class GitLabClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._foreign_http is not self._http:
+            self._foreign_http.close()
 
     # --- URLs and credentials --------------------------------------------------------------
 
@@ -240,7 +274,7 @@ class GitLabClient:
             except httpx.TransportError as exc:
                 # Also a body that breaks off while we read it: retried like a failed request.
                 if attempt == attempts or not _is_retryable_transport_error(exc):
-                    raise _network_error(exc, url, self.settings.repository) from None
+                    raise self.network_error(exc, url) from None
                 self._wait(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
                 continue
             except httpx.DecodingError:
@@ -266,6 +300,18 @@ class GitLabClient:
             raise self._api_error(method, url, response)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def network_error(self, exc: httpx.TransportError, url: str) -> NetworkError:
+        """The one-line error for a failed connection, naming this client's TLS settings."""
+        return _network_error(
+            exc,
+            url,
+            self.settings.repository,
+            client_cert_source=(
+                self._client_cert_source if self.settings.client_cert is not None else None
+            ),
+            home=origin(url) == self._home,
+        )
+
     def _wait(self, attempt: int, retry_after: float | None, what: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
         if self._on_retry is not None:
@@ -289,8 +335,9 @@ class GitLabClient:
         for _ in range(MAX_REDIRECTS + 1):
             all_headers = {**(headers or {}), **self._credential_headers(auth, current)}
             content = body() if body is not None else None
+            http = self._http if origin(current) == self._home else self._foreign_http
             try:
-                request = self._http.build_request(
+                request = http.build_request(
                     method,
                     current,
                     params=current_params,
@@ -301,7 +348,7 @@ class GitLabClient:
                 with self._count_lock:
                     self.request_count += 1
                 # httpx parses a Location header even when it does not follow it.
-                response = self._http.send(request, stream=True)
+                response = http.send(request, stream=True)
             except httpx.InvalidURL:
                 raise NetworkError(f"invalid redirect URL from {_path(url)}") from None
             if not response.is_redirect or method not in {"GET", "HEAD"}:
@@ -432,7 +479,46 @@ def _path(url: str) -> str:
 def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
     if isinstance(exc, httpx.ConnectError) and _tls_failure(exc):
         return False
+    if _client_cert_alert(exc):  # TLS 1.3 reports it on the first read: as final as a refusal
+        return False
     return isinstance(exc, httpx.TransportError)
+
+
+# Alerts a server sends about the client's certificate (OpenSSL's reason codes).
+_CERTIFICATE_REQUIRED = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+_HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"  # TLS 1.2's answer to a missing one
+_CLIENT_CERT_REFUSED = frozenset(
+    {
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+        "SSLV3_ALERT_CERTIFICATE_REVOKED",
+        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
+
+
+def _ssl_reason(exc: BaseException) -> str | None:
+    """OpenSSL's reason code of the ssl.SSLError behind a transport error, if there is one."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            reason = getattr(cause, "reason", None)
+            return reason if isinstance(reason, str) else None
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _client_cert_alert(exc: BaseException) -> bool:
+    reason = _ssl_reason(exc)
+    return reason in _CLIENT_CERT_REFUSED or reason in {_CERTIFICATE_REQUIRED, _HANDSHAKE_FAILURE}
+
+
+def _alert_text(reason: str) -> str:
+    """'TLSV1_ALERT_UNKNOWN_CA' -> 'unknown ca', the alert's own name."""
+    return reason.split("_ALERT_", 1)[-1].replace("_", " ").lower()
 
 
 def _tls_reason(exc: BaseException) -> str:
@@ -459,9 +545,47 @@ def _tls_failure(exc: BaseException) -> bool:
 
 
 def _network_error(
-    exc: httpx.TransportError, url: str, repository: str = "<repository>"
+    exc: httpx.TransportError,
+    url: str,
+    repository: str = "<repository>",
+    *,
+    client_cert_source: str | None = None,
+    home: bool = True,
 ) -> NetworkError:
     host = urlsplit(url).netloc
+    reason = _ssl_reason(exc)
+    given = client_cert_source is not None and home
+    how_to_give = (
+        "pass --client-cert PEM, set GITLAB_RELEASE_CLIENT_CERT, or set Poetry's "
+        f"certificates.{repository}.client-cert: one PEM file with the certificate and its "
+        "private key"
+    )
+    if reason == _CERTIFICATE_REQUIRED and not home:
+        return TLSError(
+            f"{host} asked for a TLS client certificate",
+            hint="it is presented to GitLab's own origin only, never to another one behind a "
+            "redirect",
+        )
+    if reason == _CERTIFICATE_REQUIRED and not given:
+        return TLSError(
+            f"{host} asked for a TLS client certificate and none was given", hint=how_to_give
+        )
+    if reason == _HANDSHAKE_FAILURE and not given:
+        return TLSError(
+            f"the TLS handshake with {host} failed (handshake failure)",
+            hint="if the server requires a client certificate, " + how_to_give,
+        )
+    if (
+        reason is not None
+        and given
+        and (reason in _CLIENT_CERT_REFUSED or reason == _CERTIFICATE_REQUIRED)
+    ):
+        return TLSError(
+            f"{host} refused the TLS client certificate from {client_cert_source} "
+            f"({_alert_text(reason)})",
+            hint="it must be signed by a CA the server trusts, be valid now, and be allowed "
+            "for client authentication",
+        )
     if _tls_failure(exc):
         reason = _tls_reason(exc)
         return TLSError(

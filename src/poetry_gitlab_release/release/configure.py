@@ -2,7 +2,8 @@
 
 Writes, through Poetry's own configuration API:
   - `repositories.<name>.url` (the project's upload endpoint) in the project's `poetry.toml`,
-  - `certificates.<name>.cert` there when a CA file is given,
+  - `certificates.<name>.cert` there when a CA file is given, and `certificates.<name>.client-cert`
+    when a TLS client certificate is (so that `poetry install` and `poetry publish` present it),
   - `virtualenvs.in-project = true` there (GitLab runners cache only paths in the project),
   - `http-basic.<name>` credentials for the token kind, where Poetry keeps them
     (the keyring when available, else Poetry's auth.toml).
@@ -56,6 +57,8 @@ def configure_poetry(settings: Settings, config: Config, project_dir: Path) -> l
     set_local(["repositories", name, "url"], pypi_upload_url(settings.api_url, project))
     if settings.ca_file is not None:
         set_local(["certificates", name, "cert"], str(settings.ca_file.resolve()))
+    if settings.client_cert is not None:
+        set_local(["certificates", name, "client-cert"], str(settings.client_cert.resolve()))
 
     passwords = PasswordManager(config)
     auth_source = config.auth_config_source

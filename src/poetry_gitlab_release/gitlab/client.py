@@ -302,6 +302,10 @@ class GitLabClient:
 
     def network_error(self, exc: httpx.TransportError, url: str) -> NetworkError:
         """The one-line error for a failed connection, naming this client's TLS settings."""
+        try:
+            url = str(exc.request.url)  # the hop that failed, maybe another origin
+        except RuntimeError:  # no request attached
+            pass
         return _network_error(
             exc,
             url,

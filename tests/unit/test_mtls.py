@@ -350,3 +350,25 @@ def test_a_redirect_to_another_origin_gets_no_client_certificate(
         f"127.0.0.1:{storage.url.rsplit(':', 1)[1]} asked for a TLS client certificate "
         "(it is presented to GitLab's own origin only, never to another one behind a redirect)"
     )
+
+
+def test_over_tls_1_2_a_missing_client_certificate_is_a_handshake_failure(
+    server_ca: trustme.CA, client_ca: trustme.CA, pems: dict[str, Path]
+) -> None:
+    """TLS 1.2 has no 'certificate required' alert: the advice comes with a hedge."""
+    context = _server_context(server_ca, client_ca)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with GitLabStandIn(tls_context=context) as gitlab:
+        with _client(_settings(gitlab, pems)) as client:
+            with pytest.raises(TLSError) as caught:
+                client.get_json("/groups/demo-group")
+            assert client.request_count == 1
+        assert str(caught.value) == (
+            f"the TLS handshake with 127.0.0.1:{gitlab.port} failed (handshake failure) (if the "
+            "server requires a client certificate, pass --client-cert PEM, set "
+            "GITLAB_RELEASE_CLIENT_CERT, or set Poetry's certificates.gitlab.client-cert: one PEM "
+            "file with the certificate and its private key)"
+        )
+        # With the certificate, TLS 1.2 works as well.
+        good = _settings(gitlab, pems, options={"client-cert": str(pems["client"])})
+        assert isinstance(_fetch_group(good), dict)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import random
 import re
@@ -302,10 +303,8 @@ class GitLabClient:
 
     def network_error(self, exc: httpx.TransportError, url: str) -> NetworkError:
         """The one-line error for a failed connection, naming this client's TLS settings."""
-        try:
+        with contextlib.suppress(RuntimeError):  # RuntimeError: no request attached
             url = str(exc.request.url)  # the hop that failed, maybe another origin
-        except RuntimeError:  # no request attached
-            pass
         return _network_error(
             exc,
             url,

@@ -13,11 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from sandbox.environment import release_job_environment
 from sandbox.gitlab import GitLabStandIn
 from sandbox.sigstore import SigstoreStandIn
 from tests.fixtures.poetry import PoetryCli
@@ -65,54 +67,43 @@ def copy_example(destination: Path) -> Path:
     return destination
 
 
-def pipeline_env(
-    gitlab: GitLabStandIn,
-    sigstore: SigstoreStandIn,
-    token: str,
-    *,
-    tag: str | None,
-) -> dict[str, str]:
-    """What GitLab sets in a job of a tag (or branch) pipeline with `id_tokens`."""
-    env = gitlab.ci_variables(PROJECT_ID, tag=tag)
-    env.update(sigstore.ci_environment(token))
-    env.update(
-        {
-            "CI_SERVER_URL": gitlab.url,
-            "CI_API_V4_URL": gitlab.api_url,
-            "CI_PROJECT_ID": str(PROJECT_ID),
-            "GITLAB_RELEASE_TRUST_CONFIG": str(sigstore.trust_config_path),
-            "SOURCE_DATE_EPOCH": EPOCH,
-        }
-    )
-    if tag is None:
-        env.pop("CI_COMMIT_TAG", None)
-    return env
+@dataclass
+class Pipeline:
+    gitlab: GitLabStandIn
+    sigstore: SigstoreStandIn
+    project: Path
+    env: dict[str, str]
 
 
-def mint(sigstore: SigstoreStandIn, gitlab: GitLabStandIn, *, ref: str, ref_type: str) -> str:
-    return sigstore.mint_token(
-        project_path=PROJECT_PATH,
-        project_id=PROJECT_ID,
-        ref=ref,
-        ref_type=ref_type,
-        server_url=gitlab.url,
-    )
+@contextmanager
+def pipeline(root: Path, *, ref: str = TAG, ref_type: str = "tag") -> Iterator[Pipeline]:
+    """Fresh stand-ins, a copy of the example, and what GitLab sets in a job with `id_tokens`."""
+    with (
+        GitLabStandIn() as gitlab,
+        SigstoreStandIn(issuer=gitlab.url, state_dir=root / "sigstore") as sigstore,
+    ):
+        env = release_job_environment(gitlab, sigstore, ref=ref, ref_type=ref_type)
+        env["SOURCE_DATE_EPOCH"] = EPOCH
+        yield Pipeline(gitlab, sigstore, copy_example(root / "hello-package"), env)
 
 
 @pytest.fixture(scope="module")
 def release(
     tmp_path_factory: pytest.TempPathFactory, module_poetry_cli: PoetryCli
 ) -> Iterator[Release]:
-    root = tmp_path_factory.mktemp("release")
-    with (
-        GitLabStandIn() as gitlab,
-        SigstoreStandIn(issuer=gitlab.url, state_dir=root / "sigstore") as sigstore,
-    ):
-        project = copy_example(root / "hello-package")
-        token = mint(sigstore, gitlab, ref=TAG, ref_type="tag")
-        env = pipeline_env(gitlab, sigstore, token, tag=TAG)
-        result = module_poetry_cli.run("gitlab-release", "--cosign-compat", cwd=project, env=env)
-        yield Release(gitlab, sigstore, module_poetry_cli, project, env, token, result)
+    with pipeline(tmp_path_factory.mktemp("release")) as job:
+        result = module_poetry_cli.run(
+            "gitlab-release", "--cosign-compat", cwd=job.project, env=job.env
+        )
+        yield Release(
+            job.gitlab,
+            job.sigstore,
+            module_poetry_cli,
+            job.project,
+            job.env,
+            job.env["SIGSTORE_ID_TOKEN"],
+            result,
+        )
 
 
 def test_full_release_publishes_signatures_and_packages(release: Release) -> None:
@@ -318,13 +309,8 @@ def test_changed_artifact_under_the_same_version_is_refused(release: Release) ->
 
 
 def test_dry_run_lists_and_uploads_nothing(poetry_cli: PoetryCli, tmp_path: Path) -> None:
-    with (
-        GitLabStandIn() as gitlab,
-        SigstoreStandIn(issuer=gitlab.url, state_dir=tmp_path / "sigstore") as sigstore,
-    ):
-        project = copy_example(tmp_path / "hello-package")
-        token = mint(sigstore, gitlab, ref=TAG, ref_type="tag")
-        env = pipeline_env(gitlab, sigstore, token, tag=TAG)
+    with pipeline(tmp_path) as job:
+        gitlab, project, env = job.gitlab, job.project, job.env
         result = poetry_cli.run("gitlab-release", "--dry-run", cwd=project, env=env)
         assert result.returncode == 0, result.stderr
         assert "would upload (dry run)" in result.stdout
@@ -337,13 +323,8 @@ def test_dry_run_lists_and_uploads_nothing(poetry_cli: PoetryCli, tmp_path: Path
 def test_branch_pipeline_with_steps_split_across_jobs(
     poetry_cli: PoetryCli, tmp_path: Path
 ) -> None:
-    with (
-        GitLabStandIn() as gitlab,
-        SigstoreStandIn(issuer=gitlab.url, state_dir=tmp_path / "sigstore") as sigstore,
-    ):
-        project = copy_example(tmp_path / "hello-package")
-        token = mint(sigstore, gitlab, ref="main", ref_type="branch")
-        env = pipeline_env(gitlab, sigstore, token, tag=None)
+    with pipeline(tmp_path, ref="main", ref_type="branch") as ci:
+        gitlab, project, env = ci.gitlab, ci.project, ci.env
 
         def job(step: str) -> subprocess.CompletedProcess[str]:
             job_env = dict(env)
@@ -378,13 +359,8 @@ def test_branch_pipeline_with_steps_split_across_jobs(
 
 
 def test_missing_token_in_ci_gives_the_fix(poetry_cli: PoetryCli, tmp_path: Path) -> None:
-    with (
-        GitLabStandIn() as gitlab,
-        SigstoreStandIn(issuer=gitlab.url, state_dir=tmp_path / "sigstore") as sigstore,
-    ):
-        project = copy_example(tmp_path / "hello-package")
-        token = mint(sigstore, gitlab, ref=TAG, ref_type="tag")
-        env = pipeline_env(gitlab, sigstore, token, tag=TAG)
+    with pipeline(tmp_path) as job:
+        gitlab, project, env = job.gitlab, job.project, job.env
         env["SIGSTORE_ID_TOKEN"] = ""
         result = poetry_cli.run("gitlab-release", "--steps", "build,sign", cwd=project, env=env)
         assert result.returncode == 1
@@ -394,11 +370,8 @@ def test_missing_token_in_ci_gives_the_fix(poetry_cli: PoetryCli, tmp_path: Path
 
 
 def test_expired_token_fails_with_the_fix(poetry_cli: PoetryCli, tmp_path: Path) -> None:
-    with (
-        GitLabStandIn() as gitlab,
-        SigstoreStandIn(issuer=gitlab.url, state_dir=tmp_path / "sigstore") as sigstore,
-    ):
-        project = copy_example(tmp_path / "hello-package")
+    with pipeline(tmp_path) as job:
+        gitlab, sigstore, project = job.gitlab, job.sigstore, job.project
         expired = sigstore.mint_token(
             project_path=PROJECT_PATH,
             project_id=PROJECT_ID,
@@ -408,7 +381,7 @@ def test_expired_token_fails_with_the_fix(poetry_cli: PoetryCli, tmp_path: Path)
             issued_at=int(time.time()) - 3600,
             lifetime=300,
         )
-        env = pipeline_env(gitlab, sigstore, expired, tag=TAG)
+        env = {**job.env, "SIGSTORE_ID_TOKEN": expired}
         result = poetry_cli.run("gitlab-release", "--steps", "build,sign", cwd=project, env=env)
         assert result.returncode == 1
         assert "identity token expired at" in result.stderr

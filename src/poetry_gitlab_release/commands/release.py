@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -21,6 +22,8 @@ from poetry_gitlab_release.errors import UsageError
 from poetry_gitlab_release.settings import Settings
 
 if TYPE_CHECKING:
+    from sigstore.verify import Verifier
+
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.uploads import Progress
     from poetry_gitlab_release.identity import ExpectedIdentity
@@ -342,15 +345,18 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         if not dry_run:
             settings.require_credential("publishing")
         target = PublishTarget(project=project, package=name, version=version)
-        trust: list[object] = []
 
-        def check_signature(artifact: Artifact, file_name: str, data: bytes) -> None:
+        @functools.cache
+        def verifier() -> Verifier:
+            """Built on the first published signature to check: most publishes need none."""
             from sigstore.verify import Verifier
 
-            if not trust:
-                trust.append(load_trust_config(settings.trust_config))
-            verifier = Verifier(trusted_root=trust[0].trusted_root)  # type: ignore[attr-defined]
-            verify_bundle_bytes(data, file_name, artifact, expected, verifier, expected.to_policy())
+            return Verifier(trusted_root=load_trust_config(settings.trust_config).trusted_root)
+
+        def check_signature(artifact: Artifact, file_name: str, data: bytes) -> None:
+            verify_bundle_bytes(
+                data, file_name, artifact, expected, verifier(), expected.to_policy()
+            )
 
         def on_retry(what: str, delay: float) -> None:
             self.line_error(f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)

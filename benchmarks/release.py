@@ -61,7 +61,9 @@ def bench_signing(count: int) -> None:
 
     from poetry_gitlab_release.config.settings import Secret
     from poetry_gitlab_release.release.artifacts import load_artifacts
-    from poetry_gitlab_release.release.sign import hashed, load_trust_config, sign_artifacts
+    from poetry_gitlab_release.release.sign import sign_artifacts
+    from poetry_gitlab_release.signing.material import hashed
+    from poetry_gitlab_release.signing.trust import load_trust_config
     from sandbox.sigstore import SigstoreStandIn
 
     with tempfile.TemporaryDirectory() as scratch, SigstoreStandIn() as standin:
@@ -79,7 +81,7 @@ def bench_signing(count: int) -> None:
         context = SigningContext.from_trust_config(trust)
         for artifact in artifacts:
             with context.signer(IdentityToken(token), cache=True) as signer:
-                signer.sign_artifact(hashed(artifact))
+                signer.sign_artifact(hashed(artifact.sha256))
         baseline_time = time.perf_counter() - start
         baseline_fulcio = standin.fulcio_requests - before
 
@@ -118,9 +120,9 @@ def child(config: dict[str, str]) -> None:
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.publish import PublishTarget, publish_release
-    from poetry_gitlab_release.release.sign import load_trust_config
     from poetry_gitlab_release.release.verify import verify_artifacts
     from poetry_gitlab_release.signing.identity import ExpectedIdentity
+    from poetry_gitlab_release.signing.trust import load_trust_config
 
     dist = Path(config["dist"])
     settings = resolve_settings(
@@ -163,7 +165,8 @@ def child(config: dict[str, str]) -> None:
 def bench_memory(size_mb: int) -> None:
     from poetry_gitlab_release.config.settings import Secret
     from poetry_gitlab_release.release.artifacts import load_artifacts
-    from poetry_gitlab_release.release.sign import load_trust_config, sign_artifacts
+    from poetry_gitlab_release.release.sign import sign_artifacts
+    from poetry_gitlab_release.signing.trust import load_trust_config
     from sandbox.gitlab import GitLabStandIn
     from sandbox.sigstore import SigstoreStandIn
 

@@ -218,7 +218,7 @@ def test_bundles_verify_with_the_sigstore_cli(release: Release) -> None:
 def test_attestations_load_with_pypi_attestations(release: Release) -> None:
     from pypi_attestations import Attestation
 
-    from poetry_gitlab_release.release.sign import bundle_from_attestation
+    from poetry_gitlab_release.signing.material import bundle_from_attestation
 
     for artifact in ARTIFACTS:
         raw = (release.dist / (artifact + ".publish.attestation")).read_bytes()

@@ -38,10 +38,10 @@ from poetry_gitlab_release.signing.identity import ExpectedIdentity
 from poetry_gitlab_release.signing.material import (
     MaterialKind,
     SignatureMaterial,
-    check_statement,
     parse_material,
 )
 from poetry_gitlab_release.signing.results import Verdict
+from poetry_gitlab_release.signing.statement import check_statement
 from poetry_gitlab_release.verify.flow import parse_requirement
 from tests.fixtures.figures import record
 

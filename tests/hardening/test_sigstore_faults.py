@@ -12,7 +12,8 @@ import pytest
 from poetry_gitlab_release.config.settings import Secret
 from poetry_gitlab_release.errors import EXIT_FAILURE, SigningError
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
-from poetry_gitlab_release.release.sign import load_trust_config, sign_artifacts
+from poetry_gitlab_release.release.sign import sign_artifacts
+from poetry_gitlab_release.signing.trust import load_trust_config
 from sandbox.sigstore import SigstoreStandIn
 
 

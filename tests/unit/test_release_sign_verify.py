@@ -14,13 +14,10 @@ from poetry_gitlab_release.config.settings import Secret, resolve_settings
 from poetry_gitlab_release.errors import ConfigError, SigningError, VerificationError
 from poetry_gitlab_release.files import sha256_file
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
-from poetry_gitlab_release.release.sign import (
-    check_identity_token,
-    load_trust_config,
-    sign_artifacts,
-)
-from poetry_gitlab_release.release.verify import expected_identity, verify_artifacts
+from poetry_gitlab_release.release.sign import check_identity_token, sign_artifacts
+from poetry_gitlab_release.release.verify import signer_from_settings, verify_artifacts
 from poetry_gitlab_release.signing.identity import ExpectedIdentity
+from poetry_gitlab_release.signing.trust import load_trust_config
 from sandbox.sigstore import SigstoreStandIn
 
 ISSUER = "http://127.0.0.1:8929"
@@ -195,7 +192,7 @@ def test_expected_identity_from_ci_facts() -> None:
         "CI_COMMIT_REF_NAME": "v1.0.0",
         "CI_CONFIG_PATH": "ci/release.yml",
     }
-    found = expected_identity(resolve_settings({}, env))
+    found = signer_from_settings(resolve_settings({}, env))
     assert found.identity == (
         "https://gitlab.example.com:8443/group/sub/proj//ci/release.yml@refs/tags/v1.0.0"
     )
@@ -204,8 +201,8 @@ def test_expected_identity_from_ci_facts() -> None:
     assert found.ref == "refs/tags/v1.0.0"
     branch = {**env, "CI_COMMIT_REF_NAME": "main"}
     del branch["CI_COMMIT_TAG"]
-    assert expected_identity(resolve_settings({}, branch)).ref == "refs/heads/main"
-    overridden = expected_identity(
+    assert signer_from_settings(resolve_settings({}, branch)).ref == "refs/heads/main"
+    overridden = signer_from_settings(
         resolve_settings({"identity": "https://x//y@z", "issuer": "https://issuer.example"}, env),
         source_repository="https://issuer.example/mirror",
         ref="refs/tags/v2",
@@ -216,9 +213,9 @@ def test_expected_identity_from_ci_facts() -> None:
         "refs/tags/v2",
     )
     with pytest.raises(ConfigError, match="full ref"):
-        expected_identity(resolve_settings({}, env), ref="v2")
+        signer_from_settings(resolve_settings({}, env), ref="v2")
     with pytest.raises(ConfigError, match="no tag or branch"):
-        expected_identity(resolve_settings({}, {"CI_PROJECT_PATH": "g/p"}))
+        signer_from_settings(resolve_settings({}, {"CI_PROJECT_PATH": "g/p"}))
 
 
 def test_hashing_streams(tmp_path: Path) -> None:

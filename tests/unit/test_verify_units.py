@@ -28,16 +28,16 @@ from poetry_gitlab_release.signing.material import (
     MaterialKind,
     SignatureMaterial,
     attestation_to_bundle_json,
-    check_statement,
     parse_material,
 )
 from poetry_gitlab_release.signing.results import FileResult, Verdict
+from poetry_gitlab_release.signing.statement import check_statement
 from poetry_gitlab_release.verify.flow import (
     IdentityOptions,
     Requirement,
-    expected_identity,
     local_material,
     parse_requirement,
+    signer_from_options,
 )
 from poetry_gitlab_release.verify.render import render_json, render_junit, render_table
 from poetry_gitlab_release.verify.report import Report
@@ -378,7 +378,7 @@ def test_parse_requirement() -> None:
 
 
 def test_default_identity() -> None:
-    expected = expected_identity(
+    expected = signer_from_options(
         IdentityOptions(), server_url="https://gitlab.com", project_path="grp/proj", version="1.2.3"
     )
     assert expected.identity == "https://gitlab.com/grp/proj//.gitlab-ci.yml@refs/tags/v1.2.3"
@@ -391,19 +391,19 @@ def test_identity_overrides() -> None:
     options = IdentityOptions(
         ref="1.2.3", ci_config="ci/release.yml", issuer="https://issuer.example"
     )
-    expected = expected_identity(
+    expected = signer_from_options(
         options, server_url="https://gitlab.example:8443", project_path="g/p", version="9"
     )
     assert expected.identity == "https://gitlab.example:8443/g/p//ci/release.yml@refs/tags/1.2.3"
     assert expected.issuer == "https://issuer.example"
-    regex = expected_identity(
+    regex = signer_from_options(
         IdentityOptions(ref_regex=r"refs/tags/v1\..*"),
         server_url="https://gitlab.com",
         project_path="g/p",
         version="1.0",
     )
     assert regex.identity_pattern is not None and regex.ref_pattern == r"refs/tags/v1\..*"
-    exact = expected_identity(
+    exact = signer_from_options(
         IdentityOptions(identity="https://x//y@z", issuer="https://i"),
         server_url="https://gitlab.com",
         project_path=None,
@@ -411,11 +411,11 @@ def test_identity_overrides() -> None:
     )
     assert exact.identity == "https://x//y@z" and exact.repository_uri is None
     with pytest.raises(ConfigError, match="project path is unknown"):
-        expected_identity(
+        signer_from_options(
             IdentityOptions(), server_url="https://gitlab.com", project_path=None, version="1"
         )
     with pytest.raises(ConfigError, match="which ref"):
-        expected_identity(
+        signer_from_options(
             IdentityOptions(), server_url="https://gitlab.com", project_path="g/p", version=None
         )
 

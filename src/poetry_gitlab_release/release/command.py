@@ -304,17 +304,17 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         self._say(f"  signer {result.identity} (issuer {result.issuer})", Verbosity.VERBOSE)
 
     def _expected(self, settings: Settings) -> ExpectedIdentity:
-        from poetry_gitlab_release.release.verify import expected_identity
+        from poetry_gitlab_release.release.verify import signer_from_settings
 
-        return expected_identity(
+        return signer_from_settings(
             settings,
             source_repository=self.option("source-repository"),
             ref=self.option("expected-ref"),
         )
 
     def _verify(self, settings: Settings, artifacts: list[Artifact]) -> ExpectedIdentity:
-        from poetry_gitlab_release.release.sign import load_trust_config
         from poetry_gitlab_release.release.verify import verify_artifacts
+        from poetry_gitlab_release.signing.trust import load_trust_config
 
         expected = self._expected(settings)
         self._say(f"Verifying against {expected.describe()}")
@@ -338,8 +338,8 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
     ) -> PublishResult:
         from poetry_gitlab_release.gitlab.client import GitLabClient
         from poetry_gitlab_release.release.publish import PublishTarget, publish_release
-        from poetry_gitlab_release.release.sign import load_trust_config
         from poetry_gitlab_release.release.verify import verify_bundle_bytes
+        from poetry_gitlab_release.signing.trust import load_trust_config
 
         project = settings.require_project()
         if not dry_run:

@@ -169,7 +169,7 @@ def write_manifest(dist_dir: Path, document: dict[str, Any]) -> ManifestResult:
 
 
 def _log_index(path: Path, *, bundle: bool) -> int | None:
-    from poetry_gitlab_release.release.sign import log_index_of
+    from poetry_gitlab_release.signing.material import attestation_log_index, bundle_log_index
 
     if not path.is_file():
         return None
@@ -177,7 +177,6 @@ def _log_index(path: Path, *, bundle: bool) -> int | None:
         document = json.loads(path.read_bytes())
     except ValueError:
         return None
-    if not bundle:
-        entries = (document.get("verification_material") or {}).get("transparency_entries")
-        document = {"verificationMaterial": {"tlogEntries": entries}}
-    return log_index_of(document)
+    if not isinstance(document, dict):
+        return None
+    return bundle_log_index(document) if bundle else attestation_log_index(document)

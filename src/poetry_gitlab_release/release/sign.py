@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from poetry_gitlab_release.errors import ConfigError, SigningError
+from poetry_gitlab_release.errors import SigningError
 from poetry_gitlab_release.release.artifacts import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -34,17 +34,21 @@ from poetry_gitlab_release.release.artifacts import (
     Artifact,
     write_text_atomic,
 )
+from poetry_gitlab_release.signing.material import (
+    attestation_from_bundle,
+    attestation_log_index,
+    bundle_log_index,
+    cosign_files,
+    hashed,
+)
+from poetry_gitlab_release.signing.statement import pep740_statement
+from poetry_gitlab_release.signing.trust import load_trust_config
 
 if TYPE_CHECKING:
-    from sigstore.hashes import Hashed
     from sigstore.models import Bundle, ClientTrustConfig
     from sigstore.sign import Signer
 
     from poetry_gitlab_release.config.settings import Secret
-
-PEP740_PREDICATE_TYPE = "https://docs.pypi.org/attestations/publish/v1"
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 SIGN_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before attempts 2, 3, 4 and 5
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -73,28 +77,6 @@ class SignResult:
     identity: str | None  # the certificate's SAN
     issuer: str | None
     certificates: int  # Fulcio certificates requested: one for the whole release
-
-
-def load_trust_config(path: Path | None) -> ClientTrustConfig:
-    """The given ClientTrustConfig JSON (a private Sigstore), else the public instance."""
-    from sigstore.models import ClientTrustConfig
-
-    if path is None:
-        try:
-            return ClientTrustConfig.production()
-        except Exception as exc:
-            raise SigningError(
-                f"cannot load the public Sigstore trust root: {_first_line(exc)}",
-                hint="check the network, or pass --trust-config FILE for a private Sigstore",
-            ) from exc
-    try:
-        return ClientTrustConfig.from_json(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read --trust-config {str(path)!r}: {exc.strerror}") from None
-    except Exception as exc:
-        raise ConfigError(
-            f"--trust-config {str(path)!r} is not a Sigstore ClientTrustConfig: {_first_line(exc)}"
-        ) from exc
 
 
 def check_identity_token(token: Secret | None, *, in_ci: bool, now: float | None = None) -> str:
@@ -252,38 +234,25 @@ def _unreachable_host(exc: BaseException) -> str | None:
     return urlsplit(url).netloc if isinstance(url, str) and url else "its URL"
 
 
-def hashed(artifact: Artifact) -> Hashed:
-    """The artifact's sha256 as sigstore's prehashed input."""
-    from sigstore.hashes import Hashed
-    from sigstore_models.common.v1 import HashAlgorithm
-
-    return Hashed(digest=bytes.fromhex(artifact.sha256), algorithm=HashAlgorithm.SHA2_256)
-
-
 def _sign_one(
     signer: Signer, artifact: Artifact, attestations: bool, cosign_compat: bool
 ) -> SignedArtifact:
-    bundle = signer.sign_artifact(hashed(artifact))
+    bundle = signer.sign_artifact(hashed(artifact.sha256))
     bundle_path = artifact.sidecar(BUNDLE_SUFFIX)
     bundle_json = bundle.to_json()
     write_text_atomic(bundle_path, bundle_json)
     result: dict[str, Any] = {
         "artifact": artifact,
         "bundle": bundle_path,
-        "log_index": log_index_of(json.loads(bundle_json)),
+        "log_index": bundle_log_index(json.loads(bundle_json)),
     }
     if attestations:
-        attestation = attestation_from_bundle(signer.sign_dsse(pep740_statement(artifact)))
+        statement = pep740_statement(artifact.name, artifact.sha256)
+        attestation = attestation_from_bundle(signer.sign_dsse(statement))
         attestation_path = artifact.sidecar(ATTESTATION_SUFFIX)
         write_text_atomic(attestation_path, json.dumps(attestation, sort_keys=True))
         result["attestation"] = attestation_path
-        result["attestation_log_index"] = log_index_of(
-            {
-                "verificationMaterial": {
-                    "tlogEntries": attestation["verification_material"]["transparency_entries"]
-                }
-            }
-        )
+        result["attestation_log_index"] = attestation_log_index(attestation)
     if cosign_compat:
         signature_path = artifact.sidecar(COSIGN_SIGNATURE_SUFFIX)
         certificate_path = artifact.sidecar(COSIGN_CERTIFICATE_SUFFIX)
@@ -293,79 +262,6 @@ def _sign_one(
         result["cosign_signature"] = signature_path
         result["cosign_certificate"] = certificate_path
     return SignedArtifact(**result)
-
-
-def pep740_statement(artifact: Artifact) -> Any:
-    """The in-toto Statement v1 PEP 740 signs: subject = the dist file name and its sha256."""
-    from sigstore.dsse import DigestSet, StatementBuilder, Subject
-
-    return (
-        StatementBuilder()
-        .subjects([Subject(name=artifact.name, digest=DigestSet(root={"sha256": artifact.sha256}))])
-        .predicate_type(PEP740_PREDICATE_TYPE)
-        .build()
-    )
-
-
-def attestation_from_bundle(bundle: Bundle) -> dict[str, Any]:
-    """A DSSE Sigstore bundle as a PEP 740 attestation object (what pypi-attestations writes)."""
-    document = json.loads(bundle.to_json())
-    envelope = document.get("dsseEnvelope")
-    if not envelope or len(envelope.get("signatures", [])) != 1:
-        raise SigningError("the attestation bundle has no DSSE envelope with one signature")
-    material = document["verificationMaterial"]
-    return {
-        "version": 1,
-        "verification_material": {
-            "certificate": material["certificate"]["rawBytes"],
-            "transparency_entries": material["tlogEntries"],
-        },
-        "envelope": {
-            "statement": envelope["payload"],
-            "signature": envelope["signatures"][0]["sig"],
-        },
-    }
-
-
-def bundle_from_attestation(attestation: dict[str, Any]) -> Bundle:
-    """The Sigstore bundle a PEP 740 attestation stands for (the inverse of the above)."""
-    from sigstore.models import Bundle
-
-    try:
-        material = attestation["verification_material"]
-        envelope = attestation["envelope"]
-        document = {
-            "mediaType": BUNDLE_MEDIA_TYPE,
-            "verificationMaterial": {
-                "certificate": {"rawBytes": material["certificate"]},
-                "tlogEntries": material["transparency_entries"][:1],
-                "timestampVerificationData": {"rfc3161Timestamps": []},
-            },
-            "dsseEnvelope": {
-                "payload": envelope["statement"],
-                "payloadType": IN_TOTO_PAYLOAD_TYPE,
-                "signatures": [{"sig": envelope["signature"], "keyid": ""}],
-            },
-        }
-    except (KeyError, TypeError, IndexError) as exc:
-        raise ValueError(f"not a PEP 740 attestation (missing {exc})") from None
-    return Bundle.from_json(json.dumps(document))
-
-
-def cosign_files(bundle: Bundle) -> tuple[str, str]:
-    """(.sig, .crt) contents as `cosign sign-blob` writes them: base64, no trailing newline."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    signature = base64.b64encode(bundle.signature).decode("ascii")
-    pem = bundle.signing_certificate.public_bytes(Encoding.PEM)
-    return signature, base64.b64encode(pem).decode("ascii")
-
-
-def log_index_of(bundle_document: dict[str, Any]) -> int | None:
-    try:
-        return int(bundle_document["verificationMaterial"]["tlogEntries"][0]["logIndex"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
 
 
 def _load_bundle(path: Path) -> Bundle:

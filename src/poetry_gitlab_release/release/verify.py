@@ -26,15 +26,15 @@ from poetry_gitlab_release.release.artifacts import (
     COSIGN_SIGNATURE_SUFFIX,
     Artifact,
 )
-from poetry_gitlab_release.release.sign import (
-    IN_TOTO_PAYLOAD_TYPE,
-    PEP740_PREDICATE_TYPE,
+from poetry_gitlab_release.signing.identity import ExpectedIdentity, expected_identity, git_ref
+from poetry_gitlab_release.signing.material import (
+    attestation_log_index,
     bundle_from_attestation,
+    bundle_log_index,
     cosign_files,
     hashed,
-    log_index_of,
 )
-from poetry_gitlab_release.signing.identity import ExpectedIdentity, git_ref, gitlab_identity
+from poetry_gitlab_release.signing.statement import PEP740_PREDICATE_TYPE, check_statement
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
@@ -60,40 +60,29 @@ class VerifyResult:
     verified: tuple[VerifiedArtifact, ...]
 
 
-def expected_identity(
+def signer_from_settings(
     settings: Settings,
     *,
     source_repository: str | None = None,
     ref: str | None = None,
 ) -> ExpectedIdentity:
     """The signer we expect, from GitLab CI facts; --identity/--issuer/--ref/... override."""
-    issuer = settings.issuer or settings.server_url
     if ref is not None and not ref.startswith("refs/"):
         raise ConfigError(
             f"--expected-ref {ref!r} must be a full ref (refs/tags/... or refs/heads/...)"
         )
     if ref is None and (settings.commit_tag or settings.ref_name):
         ref = git_ref(tag=settings.commit_tag, branch=settings.ref_name)
-    identity = settings.identity
-    project_path = settings.project_path
-    if identity is None:
-        if project_path is None:
-            raise ConfigError(
-                "cannot tell the expected signer identity: the project's path is unknown",
-                hint="pass --gitlab-project GROUP/PROJECT (in CI it comes from CI_PROJECT_PATH) "
-                "or --identity",
-            )
-        if ref is None:
-            raise ConfigError(
-                "cannot tell the expected signer identity: no tag or branch",
-                hint="in GitLab CI it comes from CI_COMMIT_TAG/CI_COMMIT_REF_NAME; "
-                "else pass --expected-ref refs/tags/vX.Y.Z or --identity",
-            )
-        identity = gitlab_identity(settings.server_url, project_path, settings.ci_config_path, ref)
-    if source_repository is None and project_path is not None:
-        source_repository = f"{issuer.rstrip('/')}/{project_path.strip('/')}"
-    return ExpectedIdentity(
-        issuer=issuer, identity=identity, repository_uri=source_repository, ref=ref
+    return expected_identity(
+        server_url=settings.server_url,
+        project_path=settings.project_path,
+        ref=ref,
+        issuer=settings.issuer,
+        identity=settings.identity,
+        ci_config_path=settings.ci_config_path,
+        source_repository=source_repository,
+        no_ref_hint="in GitLab CI it comes from CI_COMMIT_TAG/CI_COMMIT_REF_NAME; "
+        "else pass --expected-ref refs/tags/vX.Y.Z or --identity",
     )
 
 
@@ -130,7 +119,7 @@ def verify_artifact(
         )
     bundle = _read_bundle(bundle_path)
     try:
-        verifier.verify_artifact(hashed(artifact), bundle, policy)
+        verifier.verify_artifact(hashed(artifact.sha256), bundle, policy)
     except SigstoreError as exc:
         raise _failure(bundle_path.name, artifact, bundle, expected, exc) from None
 
@@ -144,7 +133,7 @@ def verify_artifact(
     return VerifiedArtifact(
         artifact=artifact,
         bundle=bundle_path,
-        log_index=log_index_of(json.loads(bundle_path.read_bytes())),
+        log_index=bundle_log_index(json.loads(bundle_path.read_bytes())),
         attestation=attestation_path if attestation_path.is_file() else None,
         attestation_log_index=attestation_index,
         signature_files=tuple(artifact.signature_files()),
@@ -173,7 +162,7 @@ def verify_bundle_bytes(
     except SigstoreError as exc:
         raise VerificationError(f"{file_name}: not a Sigstore bundle: {exc}") from None
     try:
-        verifier.verify_artifact(hashed(artifact), bundle, policy)
+        verifier.verify_artifact(hashed(artifact.sha256), bundle, policy)
     except SigstoreError as exc:
         raise _failure(file_name, artifact, bundle, expected, exc) from None
 
@@ -201,43 +190,24 @@ def _verify_attestation_document(
 
     try:
         bundle = bundle_from_attestation(document)
-    except (ValueError, SigstoreError) as exc:
+    except (VerificationError, SigstoreError) as exc:
         raise VerificationError(f"{file_name}: not a PEP 740 attestation: {exc}") from None
     try:
         payload_type, payload = verifier.verify_dsse(bundle, policy)
     except SigstoreError as exc:
         raise _failure(file_name, artifact, bundle, expected, exc) from None
-    if payload_type != IN_TOTO_PAYLOAD_TYPE:
-        raise VerificationError(
-            f"{file_name}: payload type is {payload_type}, expected {IN_TOTO_PAYLOAD_TYPE}"
+    try:
+        check_statement(
+            payload_type,
+            payload,
+            artifact.name,
+            artifact.sha256,
+            by_name=True,
+            predicate_type=PEP740_PREDICATE_TYPE,
         )
-    statement = _parse_json(payload, file_name)
-    subjects = statement.get("subject") if isinstance(statement, dict) else None
-    if statement.get("predicateType") != PEP740_PREDICATE_TYPE:
-        raise VerificationError(
-            f"{file_name}: predicate type is {statement.get('predicateType')}, expected "
-            f"{PEP740_PREDICATE_TYPE}"
-        )
-    if not isinstance(subjects, list) or len(subjects) != 1:
-        raise VerificationError(f"{file_name}: the statement must have exactly one subject")
-    subject = subjects[0]
-    if subject.get("name") != artifact.name:
-        raise VerificationError(
-            f"{file_name}: subject name is {subject.get('name')}, expected {artifact.name}"
-        )
-    digest = (subject.get("digest") or {}).get("sha256")
-    if digest != artifact.sha256:
-        raise VerificationError(
-            f"{file_name}: subject sha256 is {digest}, expected {artifact.sha256} "
-            f"(the artifact changed after signing)"
-        )
-    return log_index_of(
-        {
-            "verificationMaterial": {
-                "tlogEntries": document["verification_material"]["transparency_entries"]
-            }
-        }
-    )
+    except VerificationError as exc:
+        raise VerificationError(f"{file_name}: {exc.message}") from None
+    return attestation_log_index(document)
 
 
 def _check_cosign_files(artifact: Artifact, bundle: Bundle) -> None:

@@ -16,10 +16,11 @@ from poetry_gitlab_release.signing.material import (
     MalformedMaterialError,
     ParsedMaterial,
     SignatureMaterial,
-    check_statement,
+    hashed,
     parse_material,
 )
 from poetry_gitlab_release.signing.results import FileResult, Verdict
+from poetry_gitlab_release.signing.statement import check_statement
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -93,10 +94,7 @@ def _verify(
     policy: _RecordingPolicy,
     online_log: bool,
 ) -> None:
-    from sigstore.hashes import Hashed
-    from sigstore_models.common.v1 import HashAlgorithm
-
-    hashed = Hashed(digest=bytes.fromhex(sha256), algorithm=HashAlgorithm.SHA2_256)
+    prehashed = hashed(sha256)
     bundle = parsed.bundle
     if bundle is None:
         if not online_log:
@@ -104,15 +102,15 @@ def _verify(
                 "only a detached .sig/.crt was published; it needs the transparency log online "
                 "(run without --offline)"
             )
-        bundle = _detached_bundle(verifier, parsed, hashed)
+        bundle = _detached_bundle(verifier, parsed, prehashed)
     if parsed.is_dsse:
         payload_type, payload = verifier.verify_dsse(bundle, policy)
         check_statement(payload_type, payload, name, sha256, by_name=parsed.require_subject_name)
     else:
-        verifier.verify_artifact(hashed, bundle, policy)
+        verifier.verify_artifact(prehashed, bundle, policy)
 
 
-def _detached_bundle(verifier: Verifier, parsed: ParsedMaterial, hashed: Hashed) -> Bundle:
+def _detached_bundle(verifier: Verifier, parsed: ParsedMaterial, prehashed: Hashed) -> Bundle:
     """Rebuild a bundle from .sig/.crt by asking the trusted root's Rekor for the entry.
 
     sigstore-python has no public API for this; its own CLI does exactly these two calls.
@@ -122,7 +120,7 @@ def _detached_bundle(verifier: Verifier, parsed: ParsedMaterial, hashed: Hashed)
 
     assert parsed.signature is not None
     entry = verifier._rekor.log.entries.retrieve.post(
-        _hashedrekord_from_parts(parsed.certificate, parsed.signature, hashed)
+        _hashedrekord_from_parts(parsed.certificate, parsed.signature, prehashed)
     )
     if entry is None:
         raise VerificationError("the transparency log has no entry for this .sig/.crt and file")

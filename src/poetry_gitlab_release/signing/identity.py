@@ -125,6 +125,59 @@ class ExpectedIdentity:
         return policy.AllOf(children)
 
 
+def expected_identity(
+    *,
+    server_url: str,
+    project_path: str | None,
+    ref: str | None,
+    issuer: str | None = None,
+    identity: str | None = None,
+    ref_regex: str | None = None,
+    ci_config_path: str = ".gitlab-ci.yml",
+    source_repository: str | None = None,
+    no_ref_hint: str,
+) -> ExpectedIdentity:
+    """The signer a GitLab CI job of `project_path` has when it runs on `ref` (the one
+    derivation, for the release checking what it signed and for the consumer).
+
+    `identity` (an exact SAN) or `ref_regex` (any ref matching it) replace the derived SAN; the
+    source repository is pinned to `{issuer}/{project_path}` when the project is known.
+    """
+    issuer = issuer or server_url
+    if source_repository is None and project_path is not None:
+        source_repository = f"{issuer.rstrip('/')}/{project_path.strip('/')}"
+    if identity is not None:
+        return ExpectedIdentity(
+            issuer=issuer,
+            identity=identity,
+            repository_uri=source_repository,
+            ref=ref,
+            ref_pattern=ref_regex,
+        )
+    if project_path is None:
+        raise ConfigError(
+            "cannot tell whose signature to expect: the project path is unknown",
+            hint="pass --gitlab-project GROUP/PROJECT (a path, not an id; in CI it comes from "
+            "CI_PROJECT_PATH) or --identity",
+        )
+    if ref_regex is not None:
+        prefix = gitlab_identity(server_url, project_path, ci_config_path, "")
+        return ExpectedIdentity(
+            issuer=issuer,
+            identity_pattern=re.escape(prefix) + f"(?:{ref_regex})",
+            repository_uri=source_repository,
+            ref_pattern=ref_regex,
+        )
+    if ref is None:
+        raise ConfigError("cannot tell which ref signed: no tag or branch", hint=no_ref_hint)
+    return ExpectedIdentity(
+        issuer=issuer,
+        identity=gitlab_identity(server_url, project_path, ci_config_path, ref),
+        repository_uri=source_repository,
+        ref=ref,
+    )
+
+
 @dataclass(frozen=True)
 class CertificateFacts:
     """What a Fulcio certificate says about the GitLab job that signed."""

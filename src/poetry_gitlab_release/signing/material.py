@@ -1,4 +1,10 @@
-"""Signature material for one file, and its conversion to a Sigstore bundle.
+"""Signature material for one file, and every conversion between its forms, both directions.
+
+The conversions exist once (as in pypi-attestations' `Attestation.to_bundle`/`from_bundle`):
+  bundle -> PEP 740 attestation  `attestation_from_bundle` (the release writes it)
+  PEP 740 attestation -> bundle  `attestation_to_bundle_json`, `bundle_from_attestation`
+  bundle -> cosign .sig/.crt     `cosign_files` (the release writes them)
+  cosign .sig/.crt -> material   `parse_material` (DETACHED)
 
 Three kinds, in order of preference:
   `<file>.sigstore.json`        a Sigstore bundle (v0.1-v0.3; hashedrekord or DSSE)
@@ -18,12 +24,13 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from poetry_gitlab_release.errors import VerificationError
+from poetry_gitlab_release.signing.statement import IN_TOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
+    from sigstore.hashes import Hashed
     from sigstore.models import Bundle
 
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
@@ -71,7 +78,7 @@ def parse_material(material: SignatureMaterial) -> ParsedMaterial:
         return ParsedMaterial(
             bundle=bundle,
             is_dsse="dsseEnvelope" in document,
-            log_index=_log_index(document.get("verificationMaterial")),
+            log_index=log_index(document.get("verificationMaterial")),
             certificate=bundle.signing_certificate,
             require_subject_name=False,
         )
@@ -82,16 +89,18 @@ def parse_material(material: SignatureMaterial) -> ParsedMaterial:
         return ParsedMaterial(
             bundle=bundle,
             is_dsse=True,
-            log_index=_log_index(converted["verificationMaterial"]),
+            log_index=log_index(converted["verificationMaterial"]),
             certificate=bundle.signing_certificate,
             require_subject_name=True,
         )
     return _parse_detached(material)
 
 
-def attestation_to_bundle_json(attestation: dict[str, Any]) -> dict[str, Any]:
+def attestation_to_bundle_json(attestation: object) -> dict[str, Any]:
     """A PEP 740 attestation as a v0.3 Sigstore bundle document (what pypi-attestations'
     `Attestation.to_bundle` builds, written against the public bundle format)."""
+    if not isinstance(attestation, dict):
+        raise MalformedMaterialError("malformed attestation: the document is not a JSON object")
     if attestation.get("version") != 1:
         raise MalformedMaterialError(
             f"malformed attestation: version is {attestation.get('version')!r}, expected 1"
@@ -122,35 +131,74 @@ def attestation_to_bundle_json(attestation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_statement(
-    payload_type: str, payload: bytes, name: str, sha256: str, *, by_name: bool
-) -> None:
-    """The in-toto statement must name this file's sha256 (and its name, for PEP 740)."""
-    if payload_type != IN_TOTO_PAYLOAD_TYPE:
-        raise VerificationError(f"the DSSE payload type is {payload_type!r}, not in-toto")
+def bundle_from_attestation(attestation: object) -> Bundle:
+    """The Sigstore bundle a PEP 740 attestation stands for."""
+    return _load_bundle(json.dumps(attestation_to_bundle_json(attestation)).encode())
+
+
+def attestation_from_bundle(bundle: Bundle) -> dict[str, Any]:
+    """A DSSE Sigstore bundle as a PEP 740 attestation object (what pypi-attestations writes)."""
+    document = json.loads(bundle.to_json())
+    envelope = document.get("dsseEnvelope")
+    if not envelope or len(envelope.get("signatures", [])) != 1:
+        raise MalformedMaterialError(
+            "the attestation bundle has no DSSE envelope with one signature"
+        )
+    material = document["verificationMaterial"]
+    return {
+        "version": 1,
+        "verification_material": {
+            "certificate": material["certificate"]["rawBytes"],
+            "transparency_entries": material["tlogEntries"],
+        },
+        "envelope": {
+            "statement": envelope["payload"],
+            "signature": envelope["signatures"][0]["sig"],
+        },
+    }
+
+
+def cosign_files(bundle: Bundle) -> tuple[str, str]:
+    """(.sig, .crt) contents as `cosign sign-blob` writes them: base64, no trailing newline."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    signature = base64.b64encode(bundle.signature).decode("ascii")
+    pem = bundle.signing_certificate.public_bytes(Encoding.PEM)
+    return signature, base64.b64encode(pem).decode("ascii")
+
+
+def hashed(sha256: str) -> Hashed:
+    """A file's sha256 as sigstore's prehashed input: nothing is read whole."""
+    from sigstore.hashes import Hashed
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    return Hashed(digest=bytes.fromhex(sha256), algorithm=HashAlgorithm.SHA2_256)
+
+
+def log_index(verification_material: object) -> int | None:
+    """The index of the first transparency-log entry of a bundle's verificationMaterial."""
+    if not isinstance(verification_material, dict):
+        return None
+    entries = verification_material.get("tlogEntries")
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        return None
+    value = entries[0].get("logIndex")
     try:
-        statement = json.loads(payload)
-    except (ValueError, RecursionError):
-        raise VerificationError("the in-toto statement is not JSON") from None
-    subjects = statement.get("subject") if isinstance(statement, dict) else None
-    if not isinstance(subjects, list) or not subjects:
-        raise VerificationError("the in-toto statement has no subject")
-    for subject in subjects:
-        if not isinstance(subject, dict):
-            continue
-        digests = subject.get("digest")
-        digest = digests.get("sha256") if isinstance(digests, dict) else None
-        if not isinstance(digest, str) or digest.lower() != sha256:
-            continue
-        if by_name and subject.get("name") != name:
-            raise VerificationError(
-                f"the attestation's subject is {subject.get('name')!r}, not this file"
-            )
-        return
-    names = ", ".join(str(s.get("name")) for s in subjects if isinstance(s, dict))
-    raise VerificationError(
-        f"the attestation is for another artifact (subject {names or '?'}): sha256 differs"
-    )
+        return int(value) if isinstance(value, (int, str)) else None
+    except ValueError:
+        return None
+
+
+def bundle_log_index(document: object) -> int | None:
+    """`log_index` of a bundle document."""
+    return log_index(document.get("verificationMaterial") if isinstance(document, dict) else None)
+
+
+def attestation_log_index(attestation: dict[str, Any]) -> int | None:
+    """`log_index` of a PEP 740 attestation (its transparency_entries are the bundle's)."""
+    material = attestation.get("verification_material")
+    entries = material.get("transparency_entries") if isinstance(material, dict) else None
+    return log_index({"tlogEntries": entries})
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -192,19 +240,6 @@ def _b64_field(document: dict[str, Any], key: str, what: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise MalformedMaterialError(f"malformed attestation: {what} is not base64") from None
-
-
-def _log_index(verification_material: object) -> int | None:
-    if not isinstance(verification_material, dict):
-        return None
-    entries = verification_material.get("tlogEntries")
-    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-        return None
-    value = entries[0].get("logIndex")
-    try:
-        return int(value) if isinstance(value, (int, str)) else None
-    except ValueError:
-        return None
 
 
 def _parse_detached(material: SignatureMaterial) -> ParsedMaterial:

@@ -211,8 +211,8 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
     def run_command(self) -> int:
         from poetry_gitlab_release.verify.flow import (
             IdentityOptions,
-            expected_identity,
             parse_requirement,
+            signer_from_options,
         )
 
         targets: list[str] = self.argument("targets") or []
@@ -242,7 +242,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
             missing = [target for target in targets if not Path(target).is_file()]
             if missing:
                 raise UsageError(f"no such file: {missing[0]}")
-            expected = expected_identity(
+            expected = signer_from_options(
                 identity_options,
                 server_url=settings.server_url,
                 project_path=settings.project_path,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from poetry_gitlab_release.errors import ConfigError, UsageError, VerificationError
 from poetry_gitlab_release.gitlab.simple_index import normalize_name
 from poetry_gitlab_release.signing.check import verify_file
-from poetry_gitlab_release.signing.identity import ExpectedIdentity, git_ref, gitlab_identity
+from poetry_gitlab_release.signing.identity import ExpectedIdentity, expected_identity, git_ref
 from poetry_gitlab_release.signing.material import MaterialKind, SignatureMaterial
 from poetry_gitlab_release.signing.results import FileResult, Verdict
 from poetry_gitlab_release.verify.report import Report
@@ -69,43 +69,23 @@ def normalize_ref(ref: str) -> str:
     return git_ref(tag=ref)
 
 
-def expected_identity(
+def signer_from_options(
     options: IdentityOptions, *, server_url: str, project_path: str | None, version: str | None
 ) -> ExpectedIdentity:
     """By default `https://{host}/{project}//.gitlab-ci.yml@refs/tags/v{version}`, issuer host."""
-    issuer = options.issuer or server_url
     ref = normalize_ref(options.ref) if options.ref else None
-    if options.identity:
-        return ExpectedIdentity(
-            issuer=issuer, identity=options.identity, ref=ref, ref_pattern=options.ref_regex
-        )
-    if project_path is None:
-        raise ConfigError(
-            "cannot tell whose signature to expect: the project path is unknown",
-            hint="pass --gitlab-project GROUP/PROJECT (a path, not an id) or --identity",
-        )
-    repository = f"{issuer.rstrip('/')}/{project_path.strip('/')}"
-    if options.ref_regex:
-        prefix = gitlab_identity(server_url, project_path, options.ci_config, "")
-        return ExpectedIdentity(
-            issuer=issuer,
-            identity_pattern=re.escape(prefix) + f"(?:{options.ref_regex})",
-            repository_uri=repository,
-            ref_pattern=options.ref_regex,
-        )
-    if ref is None:
-        if version is None:
-            raise ConfigError(
-                "cannot tell which ref signed these files",
-                hint="pass --ref (e.g. refs/tags/v1.0.0), --ref-regex, or --identity",
-            )
+    if ref is None and version is not None and not (options.identity or options.ref_regex):
         ref = f"refs/tags/v{version}"
-    return ExpectedIdentity.for_gitlab(
+    return expected_identity(
         server_url=server_url,
-        project_path=project_path,
+        # An explicit --identity may name any signer, so it pins no source repository.
+        project_path=None if options.identity else project_path,
         ref=ref,
+        issuer=options.issuer,
+        identity=options.identity,
+        ref_regex=options.ref_regex,
         ci_config_path=options.ci_config,
-        issuer=issuer,
+        no_ref_hint="pass --ref (e.g. refs/tags/v1.0.0), --ref-regex, or --identity",
     )
 
 
@@ -354,7 +334,7 @@ def verify_registry(
         progress(f"reading {target.simple_url}/{normalize_name(requirement.name)}/")
         files = fetch_project_page(client, target.simple_url, requirement.name)
         version_text, release = select_release(files, requirement.name, requirement.version)
-        expected = expected_identity(
+        expected = signer_from_options(
             identity_options,
             server_url=settings.server_url,
             project_path=target.project_path,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from poetry_gitlab_release.errors import UsageError
-from poetry_gitlab_release.release.command import parse_steps
+from poetry_gitlab_release.release.flow import parse_steps
 
 
 @pytest.mark.parametrize(

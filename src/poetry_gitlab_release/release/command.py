@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from cleo.helpers import option
@@ -20,38 +17,12 @@ from poetry_gitlab_release.cli.options import (
 )
 from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.errors import UsageError
+from poetry_gitlab_release.release.flow import DEFAULT_STEPS, STEPS, parse_steps
 
 if TYPE_CHECKING:
-    from sigstore.verify import Verifier
+    from poetry_gitlab_release.release.flow import ReleaseOutcome
 
-    from poetry_gitlab_release.gitlab.client import GitLabClient
-    from poetry_gitlab_release.gitlab.uploads import Progress
-    from poetry_gitlab_release.release.artifacts import Artifact
-    from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
-    from poetry_gitlab_release.signing.identity import ExpectedIdentity
-
-STEPS = ("configure", "build", "sign", "verify", "publish-signatures", "publish-packages")
-# `publish` is both halves, in their order: signatures first, then packages.
-STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages")}
-DEFAULT_STEPS = ("build", "sign", "verify", "publish")
-PUBLISH_STEPS: dict[str, Registry] = {"publish-signatures": "generic", "publish-packages": "pypi"}
 FORMATS = ("text", "json")
-
-
-def parse_steps(text: str) -> list[str]:
-    """`build,sign` -> ["build", "sign"], in the flow's order whatever order was given."""
-    requested: list[str] = []
-    for part in (part.strip() for part in text.split(",")):
-        if part:
-            requested.extend(STEP_ALIASES.get(part, (part,)))
-    unknown = [step for step in requested if step not in STEPS]
-    if unknown or not requested:
-        raise UsageError(
-            f"unknown step {unknown[0]!r}" if unknown else "no step given",
-            hint=f"--steps takes a comma-separated subset of {','.join(STEPS)} "
-            "(publish = publish-signatures,publish-packages)",
-        )
-    return [step for step in STEPS if step in requested]
 
 
 class ReleaseCommand(GitlabCommand):
@@ -227,200 +198,47 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             self._configure(settings)
         if steps == ["configure"]:
             return 0
-        self._release(settings, steps)
+        self._render(self._release(settings, steps))
         return 0
 
-    # --- the flow ----------------------------------------------------------------------------
-
-    def _release(self, settings: Settings, steps: list[str]) -> None:
-        from poetry_gitlab_release.release.artifacts import load_artifacts
+    def _release(self, settings: Settings, steps: list[str]) -> ReleaseOutcome:
         from poetry_gitlab_release.release.build import build_release, release_identity
+        from poetry_gitlab_release.release.flow import ReleaseRequest, run_release
+        from poetry_gitlab_release.release.render import CleoReporter
 
         poetry = self.poetry
-        project_dir = poetry.pyproject_path.parent
-        dist_dir = (
-            settings.dist_dir
-            if settings.dist_dir.is_absolute()
-            else (project_dir / settings.dist_dir)
-        )
+        dist_dir = poetry.pyproject_path.parent / settings.dist_dir  # an absolute one stays
         name, version = release_identity(
             poetry, self.option("release-version"), settings.commit_tag
         )
-        dry_run = bool(self.option("dry-run"))
-        if "build" in steps:
-            self._say(f"Building <c1>{name}</c1> <c2>{version.value}</c2> ({version.source})")
-            built = build_release(
+        request = ReleaseRequest(
+            name=name,
+            version=version,
+            dist_dir=dist_dir,
+            steps=tuple(steps),
+            dry_run=bool(self.option("dry-run")),
+            attestations=not self.option("no-attestations"),
+            cosign_compat=bool(self.option("cosign-compat")),
+            source_repository=self.option("source-repository"),
+            expected_ref=self.option("expected-ref"),
+        )
+        return run_release(
+            settings,
+            request,
+            CleoReporter(self.io, json_output=self._json),
+            build=lambda: build_release(
                 poetry,
                 self.io,
                 dist_dir=dist_dir,
                 version=version,
                 project_url=settings.project_url,
-            )
-            for artifact in built.artifacts:
-                self._say(f"  built  {artifact.name}  sha256 {artifact.sha256}")
-            if built.stamped_urls:
-                urls = ", ".join(built.stamped_urls)
-                self._say(f"  project URLs from GitLab: {urls}", Verbosity.VERBOSE)
-            if built.venv is not None:
-                self._say(f"  build environment: {built.venv}", Verbosity.VERBOSE)
-        artifacts = load_artifacts(dist_dir, name, version.value)
-        if not artifacts:
-            raise UsageError(
-                f"no sdist or wheel of {name} {version.value} in {dist_dir}",
-                hint="run the build step first, or pass the --release-version they were built with",
-            )
-        expected = None
-        if "sign" in steps:
-            self._sign(settings, artifacts)
-        registries = frozenset(PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS)
-        if "verify" in steps or registries:
-            expected = self._verify(settings, artifacts)
-        publish = None
-        if registries:
-            assert expected is not None
-            publish = self._publish(
-                settings, name, version.value, artifacts, expected, dry_run, registries
-            )
-        self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir)
-
-    def _sign(self, settings: Settings, artifacts: list[Artifact]) -> None:
-        from poetry_gitlab_release.release.sign import sign_artifacts
-
-        self._say(f"Signing {len(artifacts)} artifacts with one Sigstore certificate")
-        result = sign_artifacts(
-            artifacts,
-            settings.identity_token,
-            trust_config=settings.trust_config,
-            in_ci=settings.in_ci,
-            attestations=not self.option("no-attestations"),
-            cosign_compat=bool(self.option("cosign-compat")),
-            on_signed=lambda item: self._say(
-                f"  signed {item.artifact.name}  rekor log index {item.log_index}"
-            ),
-            on_retry=lambda what, delay: self.line_error(
-                f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE
             ),
         )
-        self._say(f"  signer {result.identity} (issuer {result.issuer})", Verbosity.VERBOSE)
 
-    def _expected(self, settings: Settings) -> ExpectedIdentity:
-        from poetry_gitlab_release.release.verify import signer_from_settings
-
-        return signer_from_settings(
-            settings,
-            source_repository=self.option("source-repository"),
-            ref=self.option("expected-ref"),
-        )
-
-    def _verify(self, settings: Settings, artifacts: list[Artifact]) -> ExpectedIdentity:
-        from poetry_gitlab_release.release.verify import verify_artifacts
-        from poetry_gitlab_release.signing.trust import load_trust_config
-
-        expected = self._expected(settings)
-        self._say(f"Verifying against {expected.describe()}")
-        result = verify_artifacts(
-            artifacts, expected, trust_config=load_trust_config(settings.trust_config)
-        )
-        for item in result.verified:
-            extra = " + PEP 740 attestation" if item.attestation is not None else ""
-            self._say(f"  verified {item.artifact.name}{extra}")
-        return expected
-
-    def _publish(
-        self,
-        settings: Settings,
-        name: str,
-        version: str,
-        artifacts: list[Artifact],
-        expected: ExpectedIdentity,
-        dry_run: bool,
-        registries: frozenset[Registry],
-    ) -> PublishResult:
-        from poetry_gitlab_release.gitlab.client import GitLabClient
-        from poetry_gitlab_release.release.publish import PublishTarget, publish_release
-        from poetry_gitlab_release.release.verify import verify_bundle_bytes
-        from poetry_gitlab_release.signing.trust import load_trust_config
-
-        project = settings.require_project()
-        if not dry_run:
-            settings.require_credential("publishing")
-        target = PublishTarget(project=project, package=name, version=version)
-
-        @functools.cache
-        def verifier() -> Verifier:
-            """Built on the first published signature to check: most publishes need none."""
-            from sigstore.verify import Verifier
-
-            return Verifier(trusted_root=load_trust_config(settings.trust_config).trusted_root)
-
-        def check_signature(artifact: Artifact, file_name: str, data: bytes) -> None:
-            verify_bundle_bytes(
-                data, file_name, artifact, expected, verifier(), expected.to_policy()
-            )
-
-        def on_retry(what: str, delay: float) -> None:
-            self.line_error(f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)
-
-        client: GitLabClient | None = None
-        if settings.credential is not None or not dry_run:
-            client = GitLabClient(settings, on_retry=on_retry)
-        verb = "Checking what would be published" if dry_run else "Publishing"
-        self._say(f"{verb}: signatures to the generic registry, then packages to PyPI")
-        try:
-            return publish_release(
-                client,
-                target,
-                artifacts,
-                api_url=settings.api_url,
-                check_signature=check_signature,
-                dry_run=dry_run,
-                registries=registries,
-                progress=self._progress_factory(),
-                on_done=self._report_file,
-            )
-        finally:
-            if client is not None:
-                client.close()
-
-    def _finish(
-        self,
-        settings: Settings,
-        name: str,
-        version: object,
-        steps: list[str],
-        artifacts: list[Artifact],
-        expected: ExpectedIdentity | None,
-        publish: PublishResult | None,
-        dist_dir: Path,
-    ) -> None:
-        from poetry_gitlab_release.gitlab.urls import pypi_simple_url
-        from poetry_gitlab_release.release.artifacts import load_artifacts
-        from poetry_gitlab_release.release.build import ReleaseVersion
-        from poetry_gitlab_release.release.manifest import (
-            ReleaseFacts,
-            build_manifest,
-            write_manifest,
-        )
+    def _render(self, outcome: ReleaseOutcome) -> None:
         from poetry_gitlab_release.release.render import manifest_json, summary_lines
 
-        assert isinstance(version, ReleaseVersion)
-        project = settings.project_path or settings.project
-        facts = ReleaseFacts(
-            package=name,
-            version=version.value,
-            version_source=version.source,
-            project=project,
-            api_url=settings.api_url if project else None,
-            pypi_simple_url=pypi_simple_url(settings.api_url, project=project) if project else None,
-            steps=tuple(steps),
-        )
-        current = load_artifacts(dist_dir, name, version.value)
-        if [a.sha256 for a in current] != [a.sha256 for a in artifacts]:
-            from poetry_gitlab_release.errors import VerificationError
-
-            raise VerificationError(f"the artifacts in {dist_dir} changed during the release")
-        document = build_manifest(facts, artifacts, expected=expected, publish=publish)
-        manifest = write_manifest(dist_dir, document)
+        document = outcome.manifest.document
         if self._json:
             self.line(manifest_json(document))
             return
@@ -428,36 +246,13 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         for line in summary_lines(document):
             self.line(line)
         self.line("")
-        self.line(f"Manifest: {manifest.path}")
+        self.line(f"Manifest: {outcome.manifest.path}")
+        publish = outcome.publish
         if publish is not None and publish.dry_run and not publish.checked:
             self.line(
                 "<comment>Dry run without a GitLab token: the registries were not checked."
                 "</comment>"
             )
-
-    # --- output helpers ----------------------------------------------------------------------
-
-    def _say(self, text: str, verbosity: Verbosity = Verbosity.NORMAL) -> None:
-        """Step lines: stdout for text output, stderr when stdout carries JSON."""
-        if self._json:
-            self.line_error(text, verbosity=verbosity)
-        else:
-            self.line(text, verbosity=verbosity)
-
-    def _report_file(self, action: FileAction) -> None:
-        from poetry_gitlab_release.release.render import STATUS_TEXT
-
-        self._say(f"  {action.file_name}  {STATUS_TEXT.get(action.status, action.status)}")
-
-    def _progress_factory(self) -> Callable[[str, int], Progress | None] | None:
-        import sys
-
-        from poetry_gitlab_release.release.render import CleoProgress
-
-        if not sys.stderr.isatty() or self.io.output.is_quiet():
-            return None
-        output = self.io.error_output
-        return lambda label, size: CleoProgress(output, label)
 
     def _configure(self, settings: Settings) -> None:
         from poetry_gitlab_release.release.configure import configure_poetry, source_hint

@@ -6,8 +6,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cleo.io.io import IO
     from cleo.io.outputs.output import Output
     from cleo.ui.progress_bar import ProgressBar
+
+    from poetry_gitlab_release.gitlab.uploads import Progress
+    from poetry_gitlab_release.release.publish import FileAction
 
 STATUS_TEXT = {
     "uploaded": "<info>uploaded</info>",
@@ -46,6 +50,47 @@ class CleoProgress:
             self._bar.finish()
             self._output.write_line("")
             self._bar = None
+
+
+class CleoReporter:
+    """The release flow's Reporter on cleo's IO: step lines on stdout, or on stderr when stdout
+    carries JSON; details with -v; progress bars only when stderr is a terminal."""
+
+    def __init__(self, io: IO, *, json_output: bool) -> None:
+        self._io = io
+        self._json = json_output
+
+    def _write(self, text: str, verbose: bool = False) -> None:
+        from cleo.io.outputs.output import Verbosity
+
+        verbosity = Verbosity.VERBOSE if verbose else Verbosity.NORMAL
+        if self._json:
+            self._io.write_error_line(text, verbosity=verbosity)
+        else:
+            self._io.write_line(text, verbosity=verbosity)
+
+    def step(self, text: str) -> None:
+        self._write(text)
+
+    def detail(self, text: str) -> None:
+        self._write(text, verbose=True)
+
+    def retry(self, what: str, delay: float) -> None:
+        from cleo.io.outputs.output import Verbosity
+
+        self._io.write_error_line(
+            f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE
+        )
+
+    def file_done(self, action: FileAction) -> None:
+        self.step(f"  {action.file_name}  {STATUS_TEXT.get(action.status, action.status)}")
+
+    def progress(self, label: str, size: int) -> Progress | None:
+        import sys
+
+        if not sys.stderr.isatty() or self._io.output.is_quiet():
+            return None
+        return CleoProgress(self._io.error_output, label)
 
 
 def manifest_json(document: dict[str, Any]) -> str:

@@ -1,0 +1,257 @@
+"""The release flow: build -> sign -> verify -> publish -> manifest, as plain functions.
+
+The flow never imports the command: it reports through `Reporter` (step lines, verbose
+details, retries, each published file, upload progress) and returns a `ReleaseOutcome` that
+the command renders. The build is handed in as a callable (it needs Poetry and cleo's IO);
+everything else is driven from `Settings` and a `ReleaseRequest`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from poetry_gitlab_release.errors import UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from sigstore.verify import Verifier
+
+    from poetry_gitlab_release.config.settings import Settings
+    from poetry_gitlab_release.gitlab.uploads import Progress
+    from poetry_gitlab_release.release.artifacts import Artifact
+    from poetry_gitlab_release.release.build import BuildResult, ReleaseVersion
+    from poetry_gitlab_release.release.manifest import ManifestResult
+    from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
+    from poetry_gitlab_release.signing.identity import ExpectedIdentity
+
+STEPS = ("configure", "build", "sign", "verify", "publish-signatures", "publish-packages")
+# `publish` is both halves, in their order: signatures first, then packages.
+STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages")}
+DEFAULT_STEPS = ("build", "sign", "verify", "publish")
+PUBLISH_STEPS: dict[str, Registry] = {"publish-signatures": "generic", "publish-packages": "pypi"}
+
+
+def parse_steps(text: str) -> list[str]:
+    """`build,sign` -> ["build", "sign"], in the flow's order whatever order was given."""
+    requested: list[str] = []
+    for part in (part.strip() for part in text.split(",")):
+        if part:
+            requested.extend(STEP_ALIASES.get(part, (part,)))
+    unknown = [step for step in requested if step not in STEPS]
+    if unknown or not requested:
+        raise UsageError(
+            f"unknown step {unknown[0]!r}" if unknown else "no step given",
+            hint=f"--steps takes a comma-separated subset of {','.join(STEPS)} "
+            "(publish = publish-signatures,publish-packages)",
+        )
+    return [step for step in STEPS if step in requested]
+
+
+class Reporter(Protocol):
+    """What the flow tells whoever runs it; the command prints, a test records."""
+
+    def step(self, text: str) -> None:
+        """A line every run shows (`Signing 2 artifacts ...`, `  verified x.whl`)."""
+
+    def detail(self, text: str) -> None:
+        """A line shown with -v (the signer, the build environment)."""
+
+    def retry(self, what: str, delay: float) -> None:
+        """A transient failure of `what`, retried after `delay` seconds."""
+
+    def file_done(self, action: FileAction) -> None:
+        """One file of the publish step: uploaded, skipped as identical, planned..."""
+
+    def progress(self, label: str, size: int) -> Progress | None:
+        """A progress display for one upload, or None for none."""
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    name: str
+    version: ReleaseVersion
+    dist_dir: Path
+    steps: tuple[str, ...]
+    dry_run: bool = False
+    attestations: bool = True
+    cosign_compat: bool = False
+    source_repository: str | None = None
+    expected_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    manifest: ManifestResult
+    expected: ExpectedIdentity | None
+    publish: PublishResult | None
+
+
+def run_release(
+    settings: Settings,
+    request: ReleaseRequest,
+    reporter: Reporter,
+    *,
+    build: Callable[[], BuildResult] | None = None,
+) -> ReleaseOutcome:
+    """Run the requested steps (except configure) in order and write the manifest."""
+    from poetry_gitlab_release.release.artifacts import load_artifacts
+
+    steps = request.steps
+    if "build" in steps:
+        if build is None:
+            raise UsageError("the build step needs the project to build")
+        build_step(request, reporter, build)
+    artifacts = load_artifacts(request.dist_dir, request.name, request.version.value)
+    if not artifacts:
+        raise UsageError(
+            f"no sdist or wheel of {request.name} {request.version.value} in {request.dist_dir}",
+            hint="run the build step first, or pass the --release-version they were built with",
+        )
+    if "sign" in steps:
+        sign_step(settings, request, artifacts, reporter)
+    registries = frozenset(PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS)
+    expected = None
+    if "verify" in steps or registries:
+        expected = verify_step(settings, request, artifacts, reporter)
+    publish = None
+    if registries:
+        assert expected is not None
+        publish = publish_step(settings, request, artifacts, expected, registries, reporter)
+    manifest = manifest_step(settings, request, artifacts, expected, publish)
+    return ReleaseOutcome(manifest=manifest, expected=expected, publish=publish)
+
+
+def build_step(
+    request: ReleaseRequest, reporter: Reporter, build: Callable[[], BuildResult]
+) -> None:
+    version = request.version
+    reporter.step(f"Building <c1>{request.name}</c1> <c2>{version.value}</c2> ({version.source})")
+    built = build()
+    for artifact in built.artifacts:
+        reporter.step(f"  built  {artifact.name}  sha256 {artifact.sha256}")
+    if built.stamped_urls:
+        reporter.detail(f"  project URLs from GitLab: {', '.join(built.stamped_urls)}")
+    if built.venv is not None:
+        reporter.detail(f"  build environment: {built.venv}")
+
+
+def sign_step(
+    settings: Settings, request: ReleaseRequest, artifacts: list[Artifact], reporter: Reporter
+) -> None:
+    from poetry_gitlab_release.release.sign import sign_artifacts
+
+    reporter.step(f"Signing {len(artifacts)} artifacts with one Sigstore certificate")
+    result = sign_artifacts(
+        artifacts,
+        settings.identity_token,
+        trust_config=settings.trust_config,
+        in_ci=settings.in_ci,
+        attestations=request.attestations,
+        cosign_compat=request.cosign_compat,
+        on_signed=lambda item: reporter.step(
+            f"  signed {item.artifact.name}  rekor log index {item.log_index}"
+        ),
+        on_retry=reporter.retry,
+    )
+    reporter.detail(f"  signer {result.identity} (issuer {result.issuer})")
+
+
+def verify_step(
+    settings: Settings, request: ReleaseRequest, artifacts: list[Artifact], reporter: Reporter
+) -> ExpectedIdentity:
+    from poetry_gitlab_release.release.verify import signer_from_settings, verify_artifacts
+    from poetry_gitlab_release.signing.trust import load_trust_config
+
+    expected = signer_from_settings(
+        settings, source_repository=request.source_repository, ref=request.expected_ref
+    )
+    reporter.step(f"Verifying against {expected.describe()}")
+    result = verify_artifacts(
+        artifacts, expected, trust_config=load_trust_config(settings.trust_config)
+    )
+    for item in result.verified:
+        extra = " + PEP 740 attestation" if item.attestation is not None else ""
+        reporter.step(f"  verified {item.artifact.name}{extra}")
+    return expected
+
+
+def publish_step(
+    settings: Settings,
+    request: ReleaseRequest,
+    artifacts: list[Artifact],
+    expected: ExpectedIdentity,
+    registries: frozenset[Registry],
+    reporter: Reporter,
+) -> PublishResult:
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.release.publish import PublishTarget, publish_release
+    from poetry_gitlab_release.release.verify import verify_bundle_bytes
+    from poetry_gitlab_release.signing.trust import load_trust_config
+
+    project = settings.require_project()
+    if not request.dry_run:
+        settings.require_credential("publishing")
+    target = PublishTarget(project=project, package=request.name, version=request.version.value)
+
+    @functools.cache
+    def verifier() -> Verifier:
+        """Built on the first published signature to check: most publishes need none."""
+        from sigstore.verify import Verifier
+
+        return Verifier(trusted_root=load_trust_config(settings.trust_config).trusted_root)
+
+    def check_signature(artifact: Artifact, file_name: str, data: bytes) -> None:
+        verify_bundle_bytes(data, file_name, artifact, expected, verifier(), expected.to_policy())
+
+    client: GitLabClient | None = None
+    if settings.credential is not None or not request.dry_run:
+        client = GitLabClient(settings, on_retry=reporter.retry)
+    verb = "Checking what would be published" if request.dry_run else "Publishing"
+    reporter.step(f"{verb}: signatures to the generic registry, then packages to PyPI")
+    try:
+        return publish_release(
+            client,
+            target,
+            artifacts,
+            api_url=settings.api_url,
+            check_signature=check_signature,
+            dry_run=request.dry_run,
+            registries=registries,
+            progress=reporter.progress,
+            on_done=reporter.file_done,
+        )
+    finally:
+        if client is not None:
+            client.close()
+
+
+def manifest_step(
+    settings: Settings,
+    request: ReleaseRequest,
+    artifacts: list[Artifact],
+    expected: ExpectedIdentity | None,
+    publish: PublishResult | None,
+) -> ManifestResult:
+    """Write dist/release.json, after checking no artifact changed during the release."""
+    from poetry_gitlab_release.gitlab.urls import pypi_simple_url
+    from poetry_gitlab_release.release.artifacts import load_artifacts
+    from poetry_gitlab_release.release.manifest import ReleaseFacts, build_manifest, write_manifest
+
+    project = settings.project_path or settings.project
+    facts = ReleaseFacts(
+        package=request.name,
+        version=request.version.value,
+        version_source=request.version.source,
+        project=project,
+        api_url=settings.api_url if project else None,
+        pypi_simple_url=pypi_simple_url(settings.api_url, project=project) if project else None,
+        steps=request.steps,
+    )
+    current = load_artifacts(request.dist_dir, request.name, request.version.value)
+    if [a.sha256 for a in current] != [a.sha256 for a in artifacts]:
+        raise VerificationError(f"the artifacts in {request.dist_dir} changed during the release")
+    document: dict[str, Any] = build_manifest(facts, artifacts, expected=expected, publish=publish)
+    return write_manifest(request.dist_dir, document)

@@ -1,11 +1,16 @@
-"""Reading files in chunks: hashing and streaming whatever their size, in constant memory."""
+"""Files: read in chunks (hashing and streaming whatever their size, in constant memory), and
+written atomically (every file the plugin writes goes through `atomic_writer`)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 CHUNK_SIZE = 1 << 20
 
@@ -30,3 +35,25 @@ def sha256_file(path: Path) -> FileDigest:
         digest.update(block)
         size += len(block)
     return FileDigest(digest.hexdigest(), size)
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """Write to a temporary file beside `path`, then rename over it: readers never see half a
+    file, and a failure (an exception inside the block) leaves `path` as it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Replace `path` with `content` (text as UTF-8, newlines as given) in one step."""
+    with atomic_writer(path) as handle:
+        handle.write(content.encode("utf-8") if isinstance(content, str) else content)

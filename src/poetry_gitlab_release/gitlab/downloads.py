@@ -9,13 +9,12 @@ Credentials follow the client's rules: only to GitLab's own origin, never across
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetry_gitlab_release.errors import NotFoundError, VerificationError
-from poetry_gitlab_release.files import CHUNK_SIZE
+from poetry_gitlab_release.files import CHUNK_SIZE, atomic_writer
 from poetry_gitlab_release.gitlab.client import Auth, stream_body
 from poetry_gitlab_release.gitlab.simple_index import check_file_name
 
@@ -50,12 +49,12 @@ def download_file(
     check_file_name(name)
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / name
-    partial = dest / f".{name}.part"
     digest = hashlib.sha256()
     size = 0
     response = client.request("GET", url, auth=auth, stream=True, expected=(200,))
     try:
-        with partial.open("wb") as handle:
+        # In place only once complete and matching: any failure leaves no file behind.
+        with atomic_writer(target) as handle:
             for chunk in stream_body(response, url, CHUNK_SIZE):
                 size += len(chunk)
                 if size > max_bytes:
@@ -64,18 +63,13 @@ def download_file(
                     )
                 digest.update(chunk)
                 handle.write(chunk)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+            actual = digest.hexdigest()
+            if expected_sha256 is not None and actual != expected_sha256.lower():
+                raise VerificationError(
+                    f"{name}: sha256 of the download is {actual}, the index says {expected_sha256}"
+                )
     finally:
         response.close()
-    actual = digest.hexdigest()
-    if expected_sha256 is not None and actual != expected_sha256.lower():
-        partial.unlink(missing_ok=True)
-        raise VerificationError(
-            f"{name}: sha256 of the download is {actual}, the index says {expected_sha256}"
-        )
-    os.replace(partial, target)
     return Download(target, actual, size)
 
 

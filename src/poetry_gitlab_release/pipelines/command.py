@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,6 +22,7 @@ from poetry_gitlab_release.cli.options import (
 from poetry_gitlab_release.config.poetry_sources import poetry_credential
 from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.errors import ConfigError, UsageError
+from poetry_gitlab_release.files import write_atomic
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.pipelines.model import Snapshot
@@ -74,13 +74,10 @@ def _int_option(value: object, name: str, low: int, high: int) -> int:
 
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` in one step (a textfile collector must never read half a file)."""
-    directory = path.parent if str(path.parent) else Path(".")
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write --output {str(path)!r}: No such file or directory")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        write_atomic(path, text)
     except OSError as exc:
         raise ConfigError(f"cannot write --output {str(path)!r}: {exc.strerror}") from None
 

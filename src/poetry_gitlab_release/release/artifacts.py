@@ -7,14 +7,10 @@ jobs and pass `dist/` along as an artifact.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Literal
 
 from poetry_gitlab_release.files import sha256_file
 
@@ -83,36 +79,3 @@ def load_artifacts(dist_dir: Path, name: str, version: str) -> list[Artifact]:
         for path in artifact_paths(dist_dir, name, version)
         for digest in (sha256_file(path),)
     ]
-
-
-@contextmanager
-def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO[str]]:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding="utf-8", newline="\n") as handle:
-            yield handle
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_writer(path) as handle:
-        handle.write(text)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from poetry_gitlab_release.files import write_atomic
 from poetry_gitlab_release.release.artifacts import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
     MANIFEST_NAME,
     Artifact,
-    write_text_atomic,
 )
 from poetry_gitlab_release.release.publish import PublishResult, PublishTarget, pypi_file_url
 from poetry_gitlab_release.signing.identity import ExpectedIdentity
@@ -164,7 +164,7 @@ def build_manifest(
 
 def write_manifest(dist_dir: Path, document: dict[str, Any]) -> ManifestResult:
     path = dist_dir / MANIFEST_NAME
-    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+    write_atomic(path, json.dumps(document, indent=2) + "\n")
     return ManifestResult(path, document)
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from poetry_gitlab_release.errors import ApiError, ConflictError, VerificationError
-from poetry_gitlab_release.files import sha256_file
+from poetry_gitlab_release.files import sha256_file, write_atomic
 from poetry_gitlab_release.gitlab.urls import encode_id, generic_file_url, pypi_upload_url
-from poetry_gitlab_release.release.artifacts import Artifact, write_bytes_atomic
+from poetry_gitlab_release.release.artifacts import Artifact
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
@@ -249,7 +249,7 @@ def upload_files(
             data = download_generic(
                 client, target.project, target.package, target.version, action.file_name
             )
-            write_bytes_atomic(action.path, data)
+            write_atomic(action.path, data)
             action = replace(action, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
         if action.status != "upload":
             done.append(action)

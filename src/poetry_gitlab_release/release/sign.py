@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poetry_gitlab_release.errors import SigningError
+from poetry_gitlab_release.files import write_atomic
 from poetry_gitlab_release.release.artifacts import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
     COSIGN_CERTIFICATE_SUFFIX,
     COSIGN_SIGNATURE_SUFFIX,
     Artifact,
-    write_text_atomic,
 )
 from poetry_gitlab_release.signing.material import (
     attestation_from_bundle,
@@ -240,7 +240,7 @@ def _sign_one(
     bundle = signer.sign_artifact(hashed(artifact.sha256))
     bundle_path = artifact.sidecar(BUNDLE_SUFFIX)
     bundle_json = bundle.to_json()
-    write_text_atomic(bundle_path, bundle_json)
+    write_atomic(bundle_path, bundle_json)
     result: dict[str, Any] = {
         "artifact": artifact,
         "bundle": bundle_path,
@@ -250,15 +250,15 @@ def _sign_one(
         statement = pep740_statement(artifact.name, artifact.sha256)
         attestation = attestation_from_bundle(signer.sign_dsse(statement))
         attestation_path = artifact.sidecar(ATTESTATION_SUFFIX)
-        write_text_atomic(attestation_path, json.dumps(attestation, sort_keys=True))
+        write_atomic(attestation_path, json.dumps(attestation, sort_keys=True))
         result["attestation"] = attestation_path
         result["attestation_log_index"] = attestation_log_index(attestation)
     if cosign_compat:
         signature_path = artifact.sidecar(COSIGN_SIGNATURE_SUFFIX)
         certificate_path = artifact.sidecar(COSIGN_CERTIFICATE_SUFFIX)
         sig, crt = cosign_files(bundle)
-        write_text_atomic(signature_path, sig)
-        write_text_atomic(certificate_path, crt)
+        write_atomic(signature_path, sig)
+        write_atomic(certificate_path, crt)
         result["cosign_signature"] = signature_path
         result["cosign_certificate"] = certificate_path
     return SignedArtifact(**result)

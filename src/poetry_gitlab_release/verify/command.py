@@ -19,6 +19,7 @@ from poetry_gitlab_release.cli.options import (
     insecure_http_option,
 )
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_OK, ConfigError, UsageError
+from poetry_gitlab_release.files import write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -331,7 +332,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
                     self.line(line)
             junit = self.option("junit")
             if junit:
-                Path(junit).write_text(render_junit(report), encoding="utf-8")
+                write_atomic(Path(junit), render_junit(report))
             for result in report.results:
                 if not result.ok:
                     self.line_error(f"<error>{result.message()}</error>")

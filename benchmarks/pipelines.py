@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.gitlab.client import GitLabClient
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.pipelines.fetch import FetchOptions, PipelineFetcher
 from sandbox.gitlab import GitLabStandIn, Scenario
 
@@ -80,7 +81,7 @@ def baseline(api_url: str, token: str) -> tuple[dict[str, str | None], int]:
 
 def ours(standin: GitLabStandIn, token: str, api: str) -> tuple[dict[str, str | None], int]:
     settings = resolve_settings({"host": standin.url, "token": token}, {})
-    with GitLabClient(settings) as client:
+    with GitLabClient(Connection.from_settings(settings)) as client:
         fetcher = PipelineFetcher(client, FetchOptions(group=GROUP, api=api, concurrency=8))
         snapshot = fetcher.fetch()
     return {row.full_path: row.status for row in snapshot.rows}, snapshot.requests

@@ -118,6 +118,7 @@ def child(config: dict[str, str]) -> None:
     """Runs in a fresh process: verify, then publish, the big artifact; prints memory figures."""
     from poetry_gitlab_release.config.settings import resolve_settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.publish import PublishTarget, publish_release
     from poetry_gitlab_release.release.verify import verify_artifacts
@@ -132,7 +133,7 @@ def child(config: dict[str, str]) -> None:
         server_url=config["issuer"], project_path=PROJECT_PATH, ref="refs/tags/v1.0.0"
     )
     trust = load_trust_config(Path(config["trust"]))
-    client = GitLabClient(settings, timeout=300)
+    client = GitLabClient(Connection.from_settings(settings), timeout=300)
     import httpx  # noqa: F401 - loaded before the baseline, like the rest of the code path
     import sigstore.verify  # noqa: F401
 

@@ -429,6 +429,7 @@ def _publish_packages_only(self: Harness) -> int:
     """Upload wheel and sdist alone, as an interrupted earlier release would have left them."""
     from poetry_gitlab_release.config.settings import resolve_settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
     from poetry_gitlab_release.gitlab.uploads import pypi_fields, upload_pypi
     from poetry_gitlab_release.gitlab.urls import pypi_upload_url
 
@@ -437,7 +438,7 @@ def _publish_packages_only(self: Harness) -> int:
         {},
     )
     count = 0
-    with GitLabClient(settings) as client:
+    with GitLabClient(Connection.from_settings(settings)) as client:
         for path in sorted((self.project / "dist").iterdir()):
             if path.name.endswith((".whl", ".tar.gz")):
                 upload_url = pypi_upload_url(settings.api_url, PROJECT_PATH)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ApiError, GitlabReleaseError
 from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from tests.fixtures.figures import record
 
 HOST = "https://gitlab.example.com"
@@ -113,7 +114,7 @@ class _Replay:
 _REPLAY = _Replay()
 # One client for all examples: building an SSL context per example would dominate the runtime.
 _SHARED = GitLabClient(
-    resolve_settings({}, {"GITLAB_HOST": HOST, "GITLAB_TOKEN": TOKEN}),
+    Connection.from_settings(resolve_settings({}, {"GITLAB_HOST": HOST, "GITLAB_TOKEN": TOKEN})),
     transport=httpx.MockTransport(_REPLAY),
     sleep=lambda seconds: None,
     retry=RetryPolicy(attempts=3, base_delay=0.0),

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ApiError, GitlabReleaseError, VerificationError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.gitlab.downloads import download_file, fetch_small_file
 from poetry_gitlab_release.gitlab.simple_index import (
     IndexFile,
@@ -368,7 +369,7 @@ def _client(handler: Any) -> GitLabClient:
         {}, {"GITLAB_HOST": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-x"}
     )
     return GitLabClient(
-        settings,
+        Connection.from_settings(settings),
         transport=httpx.MockTransport(handler),
         sleep=lambda seconds: None,
         retry=RetryPolicy(attempts=2, base_delay=0.0),

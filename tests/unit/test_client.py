@@ -15,6 +15,7 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
 )
 from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy, file_chunks
+from poetry_gitlab_release.gitlab.connection import Connection
 
 HOST = "https://gitlab.example.com"
 TOKEN = "glpat-client-secret"
@@ -29,7 +30,7 @@ def make_client(
     settings = resolve_settings({}, environment)
     sleeps: list[float] = []
     client = GitLabClient(
-        settings,
+        Connection.from_settings(settings),
         transport=httpx.MockTransport(handler),  # type: ignore[arg-type]
         sleep=sleeps.append,
         retry=RetryPolicy(attempts=4, base_delay=0.01),
@@ -59,7 +60,9 @@ def test_basic_auth_for_job_token_uses_gitlab_ci_token_username() -> None:
         return httpx.Response(200, text="<html></html>")
 
     settings = resolve_settings({}, {"CI_SERVER_URL": HOST, "CI_JOB_TOKEN": "job-123"})
-    client = GitLabClient(settings, transport=httpx.MockTransport(handler))
+    client = GitLabClient(
+        Connection.from_settings(settings), transport=httpx.MockTransport(handler)
+    )
     client.request("GET", client.api("/projects/1/packages/pypi/simple"), auth=Auth.BASIC)
     expected = base64.b64encode(b"gitlab-ci-token:job-123").decode()
     assert seen[0].headers["Authorization"] == f"Basic {expected}"
@@ -71,7 +74,9 @@ def test_graphql_refuses_job_tokens_before_sending() -> None:
         raise AssertionError("nothing may be sent")
 
     settings = resolve_settings({}, {"CI_SERVER_URL": HOST, "CI_JOB_TOKEN": "job-123"})
-    client = GitLabClient(settings, transport=httpx.MockTransport(handler))
+    client = GitLabClient(
+        Connection.from_settings(settings), transport=httpx.MockTransport(handler)
+    )
     with pytest.raises(
         AuthenticationError,
         match="does not accept a job token from CI_JOB_TOKEN on the GraphQL API",
@@ -251,4 +256,4 @@ def test_bad_ca_file_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text("not a certificate")
     settings = resolve_settings({"ca-file": str(bad)}, {})
     with pytest.raises(ConfigError, match="cannot load CA file"):
-        GitLabClient(settings)
+        GitLabClient(Connection.from_settings(settings))

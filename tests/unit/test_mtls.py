@@ -25,6 +25,7 @@ from poetry_gitlab_release.config.settings import (
 )
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
 from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.tls import load_client_certificate
 from sandbox.gitlab import GitLabStandIn
 
@@ -110,7 +111,9 @@ def _settings(
 
 
 def _client(settings: Settings) -> GitLabClient:
-    return GitLabClient(settings, retry=RetryPolicy(attempts=3, base_delay=0.01))
+    return GitLabClient(
+        Connection.from_settings(settings), retry=RetryPolicy(attempts=3, base_delay=0.01)
+    )
 
 
 def _fetch_group(settings: Settings) -> object:

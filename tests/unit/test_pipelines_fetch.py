@@ -17,6 +17,7 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
 )
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.pipelines.fetch import (
     FetchOptions,
     PipelineFetcher,
@@ -200,7 +201,7 @@ def make_client(
     settings = resolve_settings(options, env or {})
     sleeps: list[float] = []
     client = GitLabClient(
-        settings,
+        Connection.from_settings(settings),
         transport=httpx.MockTransport(handler),
         retry=RetryPolicy(attempts=3, base_delay=0.01),
         sleep=sleeps.append,

@@ -21,6 +21,7 @@ from poetry_gitlab_release.config.settings import (
 )
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.tls import ssl_context
 from sandbox.gitlab import GitLabStandIn
 
@@ -70,7 +71,9 @@ def _settings(gitlab: GitLabStandIn, **options: object) -> Settings:
 
 
 def _fetch_group(settings: Settings) -> object:
-    with GitLabClient(settings, retry=RetryPolicy(attempts=3, base_delay=0.01)) as client:
+    with GitLabClient(
+        Connection.from_settings(settings), retry=RetryPolicy(attempts=3, base_delay=0.01)
+    ) as client:
         return client.get_json("/groups/demo-group")
 
 
@@ -80,7 +83,9 @@ def test_stand_in_serves_https(https_gitlab: GitLabStandIn) -> None:
 
 def test_refused_by_default_with_an_actionable_error(https_gitlab: GitLabStandIn) -> None:
     settings = _settings(https_gitlab)
-    with GitLabClient(settings, retry=RetryPolicy(attempts=3, base_delay=0.01)) as client:
+    with GitLabClient(
+        Connection.from_settings(settings), retry=RetryPolicy(attempts=3, base_delay=0.01)
+    ) as client:
         with pytest.raises(TLSError) as caught:
             client.get_json("/groups/demo-group")
         assert client.request_count == 1, "a certificate failure is not retried"

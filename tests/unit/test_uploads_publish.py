@@ -11,6 +11,7 @@ import pytest
 from poetry_gitlab_release.config.settings import Settings, resolve_settings
 from poetry_gitlab_release.errors import ConflictError, VerificationError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.gitlab.uploads import MultipartBody, pypi_fields, upload_pypi
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
 from poetry_gitlab_release.release.publish import PublishTarget, publish_release
@@ -93,7 +94,7 @@ def test_a_retried_upload_streams_the_whole_body_again(tmp_path: Path) -> None:
 
     api = "https://gitlab.example.com/api/v4"
     with GitLabClient(
-        settings_for(api),
+        Connection.from_settings(settings_for(api)),
         transport=httpx.MockTransport(handler),
         sleep=lambda _: None,
         retry=RetryPolicy(attempts=3),
@@ -131,7 +132,7 @@ def test_publish_is_ordered_idempotent_and_refuses_conflicts(
 ) -> None:
     settings = settings_for(gitlab_standin.api_url, gitlab_standin.tokens.personal)
     target = PublishTarget("demo-group/hello-package", "demo-pkg", "1.0.0")
-    with GitLabClient(settings) as client:
+    with GitLabClient(Connection.from_settings(settings)) as client:
         first = publish_release(
             client, target, release_dist, api_url=settings.api_url, check_signature=reject
         )

@@ -15,6 +15,7 @@ import pytest
 from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ConfigError, NotFoundError, UsageError, VerificationError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.gitlab.downloads import download_file, fetch_small_file
 from poetry_gitlab_release.gitlab.simple_index import (
     UnsafeFileNameError,
@@ -163,7 +164,7 @@ def test_select_release_refuses_unparseable_names() -> None:
 def client_for(handler: Callable[[httpx.Request], httpx.Response]) -> GitLabClient:
     settings = resolve_settings({"host": "https://gitlab.example.com", "token": "glpat-secret"}, {})
     return GitLabClient(
-        settings,
+        Connection.from_settings(settings),
         transport=httpx.MockTransport(handler),
         retry=RetryPolicy(attempts=1),
         sleep=lambda _: None,

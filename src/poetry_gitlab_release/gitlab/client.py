@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from poetry_gitlab_release.config.settings import Credential, Settings, TokenKind
+from poetry_gitlab_release.config.settings import Credential, TokenKind
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,
@@ -40,6 +40,7 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
 )
 from poetry_gitlab_release.files import CHUNK_SIZE, read_chunks
+from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.tls import client_cert_alert, ssl_context, tls_error, tls_failure
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -119,7 +120,7 @@ class GitLabClient:
 
     def __init__(
         self,
-        settings: Settings,
+        connection: Connection,
         *,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
@@ -127,15 +128,14 @@ class GitLabClient:
         transport: httpx.BaseTransport | None = None,
         on_retry: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.settings = settings
-        self.credential: Credential | None = settings.credential
+        self.connection = connection
+        self.credential: Credential | None = connection.credential
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._on_retry = on_retry
-        self._home = origin(settings.api_url)
+        self._home = origin(connection.api_url)
         self.request_count = 0
         self._count_lock = threading.Lock()  # the client may be shared by worker threads
-        self._client_cert_source = settings.source_of("client-cert")
 
         def http_client(context: ssl.SSLContext) -> httpx.Client:
             return httpx.Client(
@@ -151,12 +151,12 @@ class GitLabClient:
         # behind a redirect) gets a pool whose context has none, so that it is never offered
         # there. Without a client certificate one pool serves both.
         self._http = http_client(
-            ssl_context(settings.ca_file, settings.client_cert, self._client_cert_source)
+            ssl_context(connection.ca_file, connection.client_cert, connection.client_cert_source)
         )
         self._foreign_http = (
             self._http
-            if settings.client_cert is None
-            else http_client(ssl_context(settings.ca_file))
+            if connection.client_cert is None
+            else http_client(ssl_context(connection.ca_file))
         )
 
     def __enter__(self) -> GitLabClient:
@@ -178,7 +178,7 @@ class GitLabClient:
     # --- URLs and credentials --------------------------------------------------------------
 
     def api(self, path: str) -> str:
-        return self.settings.api_url + "/" + path.lstrip("/")
+        return self.connection.api_url + "/" + path.lstrip("/")
 
     def _credential_headers(self, auth: Auth, url: str) -> dict[str, str]:
         if auth is Auth.NONE or self.credential is None or origin(url) != self._home:
@@ -276,9 +276,11 @@ class GitLabClient:
         return _network_error(
             exc,
             url,
-            self.settings.repository,
+            self.connection.repository,
             client_cert_source=(
-                self._client_cert_source if self.settings.client_cert is not None else None
+                self.connection.client_cert_source
+                if self.connection.client_cert is not None
+                else None
             ),
             home=origin(url) == self._home,
         )
@@ -389,7 +391,7 @@ class GitLabClient:
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
         response = self.request(
             "POST",
-            self.settings.graphql_url,
+            self.connection.graphql_url,
             auth=Auth.GRAPHQL,
             json={"query": query, "variables": dict(variables or {})},
             expected=(200,),

@@ -157,7 +157,7 @@ def upload_generic(
     file_name: str,
     progress: Progress | None = None,
 ) -> None:
-    url = generic_file_url(client.settings.api_url, project, package, version, file_name)
+    url = generic_file_url(client.connection.api_url, project, package, version, file_name)
     client.request(
         "PUT",
         url,
@@ -174,7 +174,7 @@ def upload_generic(
 def download_generic(
     client: GitLabClient, project: str, package: str, version: str, file_name: str
 ) -> bytes:
-    url = generic_file_url(client.settings.api_url, project, package, version, file_name)
+    url = generic_file_url(client.connection.api_url, project, package, version, file_name)
     return client.request("GET", url, auth=Auth.REST, expected=(200,)).content
 
 

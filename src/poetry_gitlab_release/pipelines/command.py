@@ -273,6 +273,7 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
         group = settings.require_group()
 
         from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+        from poetry_gitlab_release.gitlab.connection import Connection
         from poetry_gitlab_release.pipelines.fetch import (
             FetchOptions,
             PipelineFetcher,
@@ -287,7 +288,7 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
             concurrency=view.concurrency,
             logs=view.logs,
         )
-        check_credential(settings)
+        check_credential(settings.credential)
 
         def on_retry(what: str, delay: float) -> None:
             self.line_error(f"{what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)
@@ -296,7 +297,8 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
             self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
 
         retry = RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0)
-        with GitLabClient(settings, retry=retry, on_retry=on_retry) as client:
+        connection = Connection.from_settings(settings)
+        with GitLabClient(connection, retry=retry, on_retry=on_retry) as client:
             fetcher = PipelineFetcher(client, fetch_options, notice=notice)
 
             def fetch() -> Snapshot:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from poetry_gitlab_release.config.settings import Settings, TokenKind
+from poetry_gitlab_release.config.settings import Credential, TokenKind
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,
@@ -393,9 +393,8 @@ class FetchOptions:
             raise UsageError("--logs must be 0 or more")
 
 
-def check_credential(settings: Settings) -> None:
+def check_credential(credential: Credential | None) -> None:
     """Refuse, before any request, what GitLab would refuse for listing groups and pipelines."""
-    credential = settings.credential
     if credential is None:
         return  # anonymous: public groups and projects only
     if credential.kind is TokenKind.JOB:
@@ -454,7 +453,7 @@ class PipelineFetcher:
         return self._page_size
 
     def fetch(self) -> Snapshot:
-        check_credential(self.client.settings)
+        check_credential(self.client.credential)
         start = self.client.request_count
         try:
             rows = self._fetch_rows()
@@ -468,7 +467,7 @@ class PipelineFetcher:
             ) from None
         rows.sort(key=lambda row: row.full_path.lower())
         return Snapshot(
-            host=self.client.settings.server_url,
+            host=self.client.connection.server_url,
             group_path=self._group_path or str(self._group_id),
             group_id=self._group_id,
             fetched_at=self._now(),
@@ -482,9 +481,9 @@ class PipelineFetcher:
 
     def _unknown_group(self) -> NotFoundError:
         shown = self._group_path or str(self._group_id)
-        who = "this token" if self.client.settings.credential else "anonymous access"
+        who = "this token" if self.client.credential else "anonymous access"
         return NotFoundError(
-            f"group {shown!r} not found on {self.client.settings.server_url}",
+            f"group {shown!r} not found on {self.client.connection.server_url}",
             status=404,
             hint=f"or not visible to {who}; --group takes a numeric id or a full path",
         )
@@ -528,7 +527,7 @@ class PipelineFetcher:
             if isinstance(group.get("fullPath"), str):
                 self._group_path = group["fullPath"]
             projects = group.get("projects")
-            server = self.client.settings.server_url
+            server = self.client.connection.server_url
             rows.extend(row_from_graphql(node, server) for node in _nodes(projects))
             info = projects.get("pageInfo") if isinstance(projects, Mapping) else None
             if not isinstance(info, Mapping) or not info.get("hasNextPage"):

@@ -187,6 +187,7 @@ def publish_step(
     reporter: Reporter,
 ) -> PublishResult:
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
     from poetry_gitlab_release.release.publish import PublishTarget, publish_release
     from poetry_gitlab_release.release.verify import verify_bundle_bytes
     from poetry_gitlab_release.signing.trust import load_trust_config
@@ -208,7 +209,7 @@ def publish_step(
 
     client: GitLabClient | None = None
     if settings.credential is not None or not request.dry_run:
-        client = GitLabClient(settings, on_retry=reporter.retry)
+        client = GitLabClient(Connection.from_settings(settings), on_retry=reporter.retry)
     verb = "Checking what would be published" if request.dry_run else "Publishing"
     reporter.step(f"{verb}: signatures to the generic registry, then packages to PyPI")
     try:

@@ -242,7 +242,7 @@ def upload_files(
     )
 
     done: list[FileAction] = []
-    upload_url = pypi_upload_url(client.settings.api_url, target.project)
+    upload_url = pypi_upload_url(client.connection.api_url, target.project)
     for action in actions:
         if action.status == "signed-earlier":
             # The registry keeps the earlier signature; make dist/ (and release.json) agree.

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from poetry_gitlab_release.config.settings import Settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
 
 Progress = Callable[[str], None]
 
@@ -322,14 +323,15 @@ def verify_registry(
     online_log: bool,
     group_index: bool = False,
     progress: Progress = lambda _: None,
-    client_factory: Callable[[Settings], GitLabClient] | None = None,
+    client_factory: Callable[[Connection], GitLabClient] | None = None,
 ) -> Report:
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
     from poetry_gitlab_release.gitlab.downloads import download_file
     from poetry_gitlab_release.gitlab.simple_index import fetch_project_page, select_release
 
     factory = client_factory or GitLabClient
-    with factory(settings) as client:
+    with factory(Connection.from_settings(settings)) as client:
         target = resolve_target(client, settings, requirement, group_index=group_index)
         progress(f"reading {target.simple_url}/{normalize_name(requirement.name)}/")
         files = fetch_project_page(client, target.simple_url, requirement.name)

@@ -18,16 +18,14 @@ from poetry_gitlab_release.errors import (
 )
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.connection import Connection
-from poetry_gitlab_release.pipelines.fetch import (
-    FetchOptions,
-    PipelineFetcher,
-    composite_status,
+from poetry_gitlab_release.pipelines.fetch import FetchOptions, PipelineFetcher
+from poetry_gitlab_release.pipelines.filters import parse_ref
+from poetry_gitlab_release.pipelines.parse import composite_status, log_tail
+from poetry_gitlab_release.pipelines.query import (
     largest_page_size,
-    log_tail,
     projects_query,
     query_complexity,
 )
-from poetry_gitlab_release.pipelines.filters import parse_ref
 
 HOST = "https://gitlab.example"
 Handler = Callable[[httpx.Request], httpx.Response]

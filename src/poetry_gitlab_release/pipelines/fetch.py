@@ -16,9 +16,8 @@ REST costs ~1,505 on the first refresh and ~505 on later unchanged watch refresh
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -36,340 +35,30 @@ from poetry_gitlab_release.gitlab.client import GitLabClient
 from poetry_gitlab_release.gitlab.urls import encode_id
 from poetry_gitlab_release.pipelines.filters import RefKind, RefSelector
 from poetry_gitlab_release.pipelines.model import (
-    FailedJob,
     PipelineInfo,
     ProjectRow,
     Snapshot,
-    StageStatus,
     normalize_status,
 )
+from poetry_gitlab_release.pipelines.parse import (
+    gid_number,
+    int_or_none,
+    log_tail,
+    nodes,
+    parse_time,
+    pipeline_from_rest,
+    row_from_graphql,
+)
+from poetry_gitlab_release.pipelines.query import (
+    COMPLEXITY_ERROR,
+    largest_page_size,
+    projects_query,
+)
 
-GRAPHQL_PAGE_SIZE = 100  # GitLab's max_page_size for every connection
-GRAPHQL_MAX_COMPLEXITY = 250  # authenticated; 200 without a token
-FAILED_JOBS_PAGE = 50
 APIS = ("auto", "graphql", "rest")
 TOKEN_SCOPE_HINT = (
     "gitlab-pipelines needs a personal, project or group access token with the read_api scope"
 )
-
-
-# --- GraphQL query and its complexity -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GqlField:
-    """One selected field. Renders itself and computes GitLab's complexity score.
-
-    GitLab (`Types::BaseField`): a plain field costs 1 plus its selections; a field with a
-    resolver costs its selections + 1 (+ the resolver's extras, e.g. 10 for
-    `includeSubgroups`), and when it is a connection that sum grows by 1 % per requested node
-    (`complexity_multiplier` 0.01 x `first`, page size 100 when `first` is absent).
-    """
-
-    name: str
-    selections: tuple[GqlField, ...] = ()
-    args: str = ""
-    resolver: bool = False
-    connection_size: int | None = None  # `first`, for connections with a resolver
-    extra: int = 0
-
-    def text(self) -> str:
-        head = f"{self.name}({self.args})" if self.args else self.name
-        if not self.selections:
-            return head
-        return head + " { " + " ".join(child.text() for child in self.selections) + " }"
-
-    def complexity(self) -> float:
-        children = sum(child.complexity() for child in self.selections)
-        if not self.resolver:
-            return 1 + children
-        score = children + 1 + self.extra
-        if self.connection_size is not None:
-            score += score * self.connection_size * 0.01
-        return score
-
-
-def _leaves(*names: str) -> tuple[GqlField, ...]:
-    return tuple(GqlField(name) for name in names)
-
-
-def _pipeline_selections() -> tuple[GqlField, ...]:
-    return (
-        *_leaves("id", "iid", "status", "ref", "sha", "source"),
-        *_leaves("createdAt", "updatedAt", "duration", "path"),
-        GqlField(
-            "stages",
-            (GqlField("nodes", _leaves("name", "status")),),
-            resolver=True,
-            connection_size=GRAPHQL_PAGE_SIZE,
-        ),
-        GqlField(
-            "jobs",
-            (
-                GqlField(
-                    "nodes",
-                    (
-                        *_leaves("id", "name", "allowFailure"),
-                        GqlField("stage", _leaves("name")),
-                    ),
-                ),
-            ),
-            args=f"statuses: [FAILED], retried: false, first: {FAILED_JOBS_PAGE}",
-            resolver=True,
-            connection_size=FAILED_JOBS_PAGE,
-        ),
-    )
-
-
-def projects_query(page_size: int, ref: RefSelector) -> GqlField:
-    """The whole query as a field tree (root `query`), for one page of `page_size` projects."""
-    if ref.kind is RefKind.DEFAULT:
-        # Like REST /pipelines/latest: the latest pipeline of the default branch's head commit.
-        pipeline = GqlField("pipeline", _pipeline_selections(), resolver=True)
-    else:
-        ref_arg = ", ref: $ref" if ref.kind is RefKind.NAMED else ""
-        pipeline = GqlField(
-            "pipelines",
-            (GqlField("nodes", _pipeline_selections()),),
-            args=f"first: 1{ref_arg}",
-            resolver=True,
-            connection_size=1,
-        )
-    projects = GqlField(
-        "projects",
-        (
-            GqlField("pageInfo", _leaves("hasNextPage", "endCursor")),
-            GqlField("nodes", (*_leaves("id", "fullPath", "name", "archived", "webUrl"), pipeline)),
-        ),
-        args=(
-            "includeSubgroups: true, includeArchived: $includeArchived, "
-            f"first: {page_size}, after: $after"
-        ),
-        resolver=True,
-        connection_size=page_size,
-        extra=10,
-    )
-    group = GqlField(
-        "group",
-        (*_leaves("id", "fullPath"), projects),
-        args="fullPath: $fullPath",
-        resolver=True,
-    )
-    variables = "$fullPath: ID!, $after: String, $includeArchived: Boolean!"
-    if ref.kind is RefKind.NAMED:
-        variables += ", $ref: String!"
-    return GqlField(f"query GroupLatestPipelines({variables})", (group,))
-
-
-def query_complexity(query: GqlField) -> float:
-    """The score GitLab computes for `query` (the root operation itself costs nothing)."""
-    return sum(child.complexity() for child in query.selections)
-
-
-def largest_page_size(ref: RefSelector, limit: int = GRAPHQL_MAX_COMPLEXITY) -> int:
-    for size in range(GRAPHQL_PAGE_SIZE, 0, -1):
-        if query_complexity(projects_query(size, ref)) <= limit:
-            return size
-    raise AssertionError("even one project per page exceeds the complexity limit")
-
-
-_COMPLEXITY_ERROR = re.compile(
-    r"complexity of (\d+(?:\.\d+)?),? which exceeds max complexity of (\d+)"
-)
-
-
-# --- parsing ------------------------------------------------------------------------------
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def gid_number(value: object) -> int | None:
-    """`gid://gitlab/Ci::Pipeline/123` -> 123 (also plain ints and digit strings)."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        tail = value.rsplit("/", 1)[-1]
-        if tail.isdigit():
-            return int(tail)
-    return None
-
-
-def _int_or_none(value: object) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _nodes(connection: object) -> list[Mapping[str, Any]]:
-    if not isinstance(connection, Mapping):
-        return []
-    nodes = connection.get("nodes") or []
-    return [node for node in nodes if isinstance(node, Mapping)]
-
-
-def pipeline_from_graphql(node: Mapping[str, Any], server_url: str) -> PipelineInfo:
-    path = node.get("path")
-    jobs = []
-    for job in _nodes(node.get("jobs")):
-        stage = job.get("stage")
-        jobs.append(
-            FailedJob(
-                name=str(job.get("name") or ""),
-                stage=str(stage.get("name") or "") if isinstance(stage, Mapping) else "",
-                id=gid_number(job.get("id")),
-                allow_failure=bool(job.get("allowFailure")),
-            )
-        )
-    return PipelineInfo(
-        id=gid_number(node.get("id")) or 0,
-        iid=_int_or_none(node.get("iid")),
-        status=normalize_status(node.get("status")),
-        ref=str(node.get("ref") or ""),
-        sha=str(node.get("sha") or ""),
-        created_at=parse_time(node.get("createdAt")),
-        updated_at=parse_time(node.get("updatedAt")),
-        duration=_int_or_none(node.get("duration")),
-        web_url=server_url + path if isinstance(path, str) and path.startswith("/") else None,
-        stages=tuple(
-            StageStatus(str(stage.get("name") or ""), normalize_status(stage.get("status")))
-            for stage in _nodes(node.get("stages"))
-        ),
-        failed_jobs=tuple(jobs),
-        source=node.get("source") if isinstance(node.get("source"), str) else None,
-    )
-
-
-def row_from_graphql(node: Mapping[str, Any], server_url: str) -> ProjectRow:
-    pipeline_node: object = node.get("pipeline")
-    if "pipelines" in node:
-        found = _nodes(node.get("pipelines"))
-        pipeline_node = found[0] if found else None
-    return ProjectRow(
-        id=gid_number(node.get("id")) or 0,
-        full_path=str(node.get("fullPath") or ""),
-        name=str(node.get("name") or ""),
-        archived=bool(node.get("archived")),
-        web_url=node.get("webUrl") if isinstance(node.get("webUrl"), str) else None,
-        pipeline=(
-            pipeline_from_graphql(pipeline_node, server_url)
-            if isinstance(pipeline_node, Mapping)
-            else None
-        ),
-    )
-
-
-def composite_status(jobs: Iterable[Mapping[str, Any]]) -> str:
-    """GitLab's `Gitlab::Ci::Status::Composite` for a stage built from REST jobs."""
-    statuses: set[str] = set()
-    for job in jobs:
-        status = normalize_status(job.get("status"))
-        if job.get("allow_failure") and status in {"failed", "canceled"}:
-            statuses.add("success_with_warnings")
-        else:
-            statuses.add(status)
-
-    def only(*allowed: str) -> bool:
-        return statuses <= set(allowed)
-
-    def any_of(*wanted: str) -> bool:
-        return bool(statuses & set(wanted))
-
-    ordered: Sequence[tuple[bool, str]] = (
-        (not statuses or only("skipped"), "skipped"),
-        (only("success", "skipped", "success_with_warnings"), "success"),
-        (only("created", "success_with_warnings"), "created"),
-        (only("preparing", "success_with_warnings"), "preparing"),
-        (only("canceled", "success", "skipped", "success_with_warnings"), "canceled"),
-        (only("pending", "created", "skipped", "success_with_warnings"), "pending"),
-        (any_of("running", "pending"), "running"),
-        (any_of("waiting_for_resource"), "waiting_for_resource"),
-        (any_of("waiting_for_callback"), "waiting_for_callback"),
-        (any_of("manual"), "manual"),
-        (any_of("scheduled"), "scheduled"),
-        (any_of("preparing"), "preparing"),
-        (any_of("created"), "running"),
-        (any_of("canceling"), "canceling"),
-    )
-    for matches, status in ordered:
-        if matches:
-            return status
-    return "failed"
-
-
-def stages_from_rest_jobs(
-    jobs: Sequence[Mapping[str, Any]],
-) -> tuple[tuple[StageStatus, ...], tuple[FailedJob, ...]]:
-    """REST has no stage order: a stage's position is that of its lowest job id."""
-    by_stage: dict[str, list[Mapping[str, Any]]] = {}
-    first_id: dict[str, int] = {}
-    for job in jobs:
-        stage = str(job.get("stage") or "")
-        by_stage.setdefault(stage, []).append(job)
-        job_id = _int_or_none(job.get("id")) or 0
-        first_id[stage] = min(first_id.get(stage, job_id), job_id)
-    stages = tuple(
-        StageStatus(name, composite_status(by_stage[name]))
-        for name in sorted(by_stage, key=lambda name: first_id[name])
-    )
-    failed = tuple(
-        FailedJob(
-            name=str(job.get("name") or ""),
-            stage=str(job.get("stage") or ""),
-            id=_int_or_none(job.get("id")),
-            allow_failure=bool(job.get("allow_failure")),
-        )
-        for job in sorted(jobs, key=lambda job: _int_or_none(job.get("id")) or 0)
-        if normalize_status(job.get("status")) == "failed"
-    )
-    return stages, failed
-
-
-def pipeline_from_rest(data: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]]) -> PipelineInfo:
-    stages, failed = stages_from_rest_jobs(jobs)
-    return PipelineInfo(
-        id=_int_or_none(data.get("id")) or 0,
-        iid=_int_or_none(data.get("iid")),
-        status=normalize_status(data.get("status")),
-        ref=str(data.get("ref") or ""),
-        sha=str(data.get("sha") or ""),
-        created_at=parse_time(data.get("created_at")),
-        updated_at=parse_time(data.get("updated_at")),
-        duration=_int_or_none(data.get("duration")),
-        web_url=data.get("web_url") if isinstance(data.get("web_url"), str) else None,
-        stages=stages,
-        failed_jobs=failed,
-        source=data.get("source") if isinstance(data.get("source"), str) else None,
-    )
-
-
-_LOG_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
-_SECTION_MARKER = re.compile(r"section_(?:start|end):\d+:[A-Za-z0-9_.-]+(?:\[[^\]]*\])?")
-
-
-def log_tail(trace: str, lines: int) -> tuple[str, ...]:
-    """The last `lines` visible lines of a job log: carriage-return overwrites applied,
-    GitLab's section markers and terminal escapes removed, blank trailing lines dropped."""
-    visible = []
-    for raw in trace.split("\n"):
-        line = raw.rstrip("\r").rsplit("\r", 1)[-1]
-        line = _LOG_CONTROL.sub("", _SECTION_MARKER.sub("", line)).rstrip()
-        visible.append(line)
-    while visible and not visible[-1]:
-        visible.pop()
-    return tuple(visible[-lines:]) if lines > 0 else ()
 
 
 # --- the fetcher --------------------------------------------------------------------------
@@ -528,7 +217,7 @@ class PipelineFetcher:
                 self._group_path = group["fullPath"]
             projects = group.get("projects")
             server = self.client.connection.server_url
-            rows.extend(row_from_graphql(node, server) for node in _nodes(projects))
+            rows.extend(row_from_graphql(node, server) for node in nodes(projects))
             info = projects.get("pageInfo") if isinstance(projects, Mapping) else None
             if not isinstance(info, Mapping) or not info.get("hasNextPage"):
                 return rows
@@ -552,7 +241,7 @@ class PipelineFetcher:
             except AuthenticationError:
                 raise
             except ApiError as error:
-                match = _COMPLEXITY_ERROR.search(error.message)
+                match = COMPLEXITY_ERROR.search(error.message)
                 if match and self._page_size > 1:
                     score, limit = float(match.group(1)), float(match.group(2))
                     shrunk = int(self._page_size * limit / score * 0.9)
@@ -587,7 +276,7 @@ class PipelineFetcher:
             return list(pool.map(self._rest_row, projects))
 
     def _rest_row(self, project: Mapping[str, Any]) -> ProjectRow:
-        project_id = _int_or_none(project.get("id")) or 0
+        project_id = int_or_none(project.get("id")) or 0
         return ProjectRow(
             id=project_id,
             full_path=str(project.get("path_with_namespace") or ""),
@@ -636,7 +325,7 @@ class PipelineFetcher:
         if (
             cached is not None
             and cached.finished
-            and cached.id == _int_or_none(data.get("id"))
+            and cached.id == int_or_none(data.get("id"))
             and cached.updated_at == parse_time(data.get("updated_at"))
             and cached.status == normalize_status(data.get("status"))
         ):

@@ -83,15 +83,15 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "issuer": "Expected OIDC issuer; the GitLab URL by default.",
 }
 
-# How each parser in config/settings.py reads its value; any other parser falls back to _Spec.expected.
+# How each parser in config/values.py (and config/settings.py) reads its value; any other parser falls back to _Spec.expected.
 VALUE_KINDS: dict[str, str] = {
-    "_as_str": "string",
-    "_as_url": "URL",
-    "_as_bool": "`true` or `false`",
-    "_as_path": "path",
-    "_as_existing_file": "path of an existing file",
-    "_as_client_cert": "path of a PEM file (certificate and private key)",
-    "_as_repository_name": "name",
+    "as_str": "string",
+    "as_url": "URL",
+    "as_bool": "`true` or `false`",
+    "as_path": "path",
+    "as_existing_file": "path of an existing file",
+    "as_client_cert": "path of a PEM file (certificate and private key)",
+    "as_repository_name": "name",
     "_as_token_kind": "`personal`, `deploy` or `job`",
 }
 

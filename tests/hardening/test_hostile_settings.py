@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from poetry_gitlab_release.config.poetry_sources import with_poetry_certificate
 from poetry_gitlab_release.config.settings import (
     PYPROJECT_KEYS,
     SPECS,
     Settings,
     pyproject_table,
     resolve_settings,
-    with_poetry_certificate,
 )
 from poetry_gitlab_release.errors import EXIT_USAGE, ConfigError
 from tests.fixtures.figures import record

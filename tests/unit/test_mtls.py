@@ -18,11 +18,8 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from poetry_gitlab_release.config.settings import (
-    Settings,
-    resolve_settings,
-    with_poetry_client_certificate,
-)
+from poetry_gitlab_release.config.poetry_sources import with_poetry_client_certificate
+from poetry_gitlab_release.config.settings import Settings, resolve_settings
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
 from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.connection import Connection

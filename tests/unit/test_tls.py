@@ -14,11 +14,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from poetry_gitlab_release.config.settings import (
-    Settings,
-    resolve_settings,
-    with_poetry_certificate,
-)
+from poetry_gitlab_release.config.poetry_sources import with_poetry_certificate
+from poetry_gitlab_release.config.settings import Settings, resolve_settings
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.connection import Connection

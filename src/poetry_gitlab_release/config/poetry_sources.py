@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from poetry_gitlab_release.config.settings import (
-    Credential,
-    Secret,
-    Settings,
-    TokenKind,
-    with_poetry_certificate,
-    with_poetry_client_certificate,
-)
+from poetry_gitlab_release.config.settings import Credential, Secret, Settings, TokenKind
+from poetry_gitlab_release.config.values import as_client_cert, as_existing_file
 from poetry_gitlab_release.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,6 +43,42 @@ def pyproject_document(start: Path) -> tuple[Mapping[str, Any], str]:
             return tomllib.load(handle), str(path)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def with_poetry_certificate(
+    settings: Settings, cert: Path | str | None, *, verify: bool, where: str
+) -> Settings:
+    """Use Poetry's `certificates.<repository>.cert` when no CA file came from our own sources.
+
+    A false `verify` (Poetry's `cert = false`) asks to turn verification off; we refuse rather
+    than obey, unless a CA file from a higher source makes Poetry's setting irrelevant.
+    """
+    if settings.source_of("ca-file") != "default":
+        return settings
+    if isinstance(cert, str | Path) and str(cert).strip().lower() in {"false", "0", "no", "off"}:
+        verify = False  # POETRY_CERTIFICATES_<NAME>_CERT=false arrives as a string
+    if not verify:
+        raise ConfigError(
+            f"{where} is false, which would turn TLS verification off; poetry-gitlab-release "
+            "never does that: set it to your GitLab's CA bundle (PEM), pass --ca-file, or set "
+            "GITLAB_RELEASE_CA_FILE or SSL_CERT_FILE"
+        )
+    if cert is None or not str(cert).strip():
+        return settings
+    path = as_existing_file(str(cert), where)
+    return replace(settings, ca_file=path, sources={**settings.sources, "ca-file": where})
+
+
+def with_poetry_client_certificate(
+    settings: Settings, client_cert: Path | str | None, *, where: str
+) -> Settings:
+    """Use Poetry's `certificates.<repository>.client-cert` when none came from our sources."""
+    if settings.source_of("client-cert") != "default":
+        return settings
+    if client_cert is None or not str(client_cert).strip():
+        return settings
+    path = as_client_cert(str(client_cert), where)
+    return replace(settings, client_cert=path, sources={**settings.sources, "client-cert": where})
 
 
 def with_poetry_certificates(settings: Settings, config: Config) -> Settings:

@@ -5,10 +5,10 @@ Precedence, highest first:
   > GitLab CI predefined variables > defaults.
 
 The CA bundle has one more source below ours: Poetry's `certificates.<repository>.cert`
-(`with_poetry_certificate`), and below that SSL_CERT_FILE / SSL_CERT_DIR / certifi, which the
+(`config/poetry_sources.with_poetry_certificate`), and below that SSL_CERT_FILE / SSL_CERT_DIR / certifi, which the
 HTTP client's default context reads. TLS verification is never turned off. The TLS client
 certificate likewise falls back to Poetry's `certificates.<repository>.client-cert`
-(`with_poetry_client_certificate`).
+(`config/poetry_sources.with_poetry_client_certificate`).
 
 `resolve_settings()` takes plain mappings (options given on the command line, the environment,
 the pyproject table) and returns one immutable, validated `Settings`. Nothing below the commands
@@ -17,17 +17,24 @@ reads the environment.
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from poetry_gitlab_release.config.values import (
+    as_bool,
+    as_client_cert,
+    as_existing_file,
+    as_path,
+    as_repository_name,
+    as_str,
+    as_url,
+    check_transport,
+    read_file_reference,
+)
 from poetry_gitlab_release.errors import ConfigError
-from poetry_gitlab_release.tls import load_client_certificate
 
 PYPROJECT_TABLE = "tool.poetry-gitlab-release"
 DEFAULT_HOST = "https://gitlab.com"
@@ -173,107 +180,8 @@ class _Spec:
     expected: str = "a string"
 
 
-def _as_str(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"invalid value {value!r} from {where}: expected a non-empty string")
-    return value.strip()
-
-
-def _as_bool(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off", ""}:
-            return False
-    raise ConfigError(f"invalid value {value!r} from {where}: expected true or false")
-
-
-def _as_path(value: object, where: str) -> Path:
-    text = str(value) if isinstance(value, Path) else _as_str(value, where)
-    if "\x00" in text:
-        raise ConfigError(f"invalid path {text!r} from {where}: it contains a NUL character")
-    try:
-        return Path(text).expanduser()
-    except RuntimeError:  # ~user that does not exist, or no home directory
-        raise ConfigError(f"invalid path {text!r} from {where}: cannot expand '~'") from None
-
-
-def _as_existing_file(value: object, where: str) -> Path:
-    path = _as_path(value, where)
-    try:
-        found = path.is_file()
-    except OSError as exc:
-        raise ConfigError(f"invalid value {str(path)!r} from {where}: {exc.strerror}") from None
-    if not found:
-        raise ConfigError(f"invalid value {str(path)!r} from {where}: no such file")
-    return path
-
-
-def _as_client_cert(value: object, where: str) -> Path:
-    path = _as_existing_file(value, where)
-    import ssl
-
-    load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), path, where)
-    return path
-
-
-def _redact_userinfo(url: str) -> str:
-    """The URL with anything before '@' in its authority replaced, for error messages."""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        authority = "***@" + authority.rpartition("@")[2]
-    return scheme + sep + authority + slash + path if sep else url
-
-
-def _as_url(value: object, where: str) -> str:
-    text = _as_str(value, where)
-    if "://" not in text:
-        text = "https://" + text  # glab accepts a bare host name in GITLAB_HOST
-    problem = None
-    try:
-        parts = urlsplit(text)
-    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
-        raise ConfigError(f"invalid URL {_redact_userinfo(text)!r} from {where}: {exc}") from None
-    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in text):
-        problem = "it contains spaces or control characters"
-    elif parts.scheme not in {"http", "https"}:
-        problem = "the scheme must be https (or http for a local server)"
-    elif not parts.hostname:
-        problem = "there is no host name"
-    elif parts.username or parts.password:
-        problem = "credentials do not belong in the URL; use --token or GITLAB_TOKEN"
-    elif parts.query or parts.fragment:
-        problem = "a server URL has no query or fragment"
-    else:
-        try:
-            _ = parts.port
-        except ValueError:
-            problem = "the port is not a number from 1 to 65535"
-    if problem:
-        raise ConfigError(f"invalid URL {_redact_userinfo(text)!r} from {where}: {problem}")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-
-
-_REPOSITORY_NAME = re.compile(r"^[a-z][a-z-]*$")
-
-
-def _as_repository_name(value: object, where: str) -> str:
-    text = _as_str(value, where)
-    if not _REPOSITORY_NAME.match(text):
-        # Poetry maps POETRY_REPOSITORIES_<NAME>_URL only for names without digits or '_'.
-        raise ConfigError(
-            f"invalid repository name {text!r} from {where}: use lower-case letters and '-' "
-            "(Poetry cannot address other names through environment variables)"
-        )
-    return text
-
-
 def _as_token_kind(value: object, where: str) -> TokenKind:
-    text = _as_str(value, where).lower()
+    text = as_str(value, where).lower()
     try:
         return TokenKind(text)
     except ValueError:
@@ -286,52 +194,52 @@ def _as_token_kind(value: object, where: str) -> TokenKind:
 _SPECS: tuple[_Spec, ...] = (
     _Spec(
         "host",
-        _as_url,
+        as_url,
         ("GITLAB_RELEASE_HOST", "GITLAB_HOST"),
         ci=("CI_SERVER_URL",),
         default=DEFAULT_HOST,
         expected="a URL",
     ),
-    _Spec("api-url", _as_url, ("GITLAB_RELEASE_API_URL",), ci=("CI_API_V4_URL",)),
-    _Spec("graphql-url", _as_url, ("GITLAB_RELEASE_GRAPHQL_URL",), ci=("CI_API_GRAPHQL_URL",)),
+    _Spec("api-url", as_url, ("GITLAB_RELEASE_API_URL",), ci=("CI_API_V4_URL",)),
+    _Spec("graphql-url", as_url, ("GITLAB_RELEASE_GRAPHQL_URL",), ci=("CI_API_GRAPHQL_URL",)),
     _Spec(
         "token",
-        _as_str,
+        as_str,
         ("GITLAB_RELEASE_TOKEN", "GITLAB_TOKEN"),
         in_pyproject=False,
         ci=("CI_JOB_TOKEN",),
     ),
     _Spec("token-kind", _as_token_kind, ("GITLAB_RELEASE_TOKEN_KIND",)),
-    _Spec("username", _as_str, ("GITLAB_RELEASE_USERNAME",)),
-    _Spec("project", _as_str, ("GITLAB_RELEASE_PROJECT",), ci=("CI_PROJECT_ID",)),
-    _Spec("project-path", _as_str, (), in_pyproject=False, ci=("CI_PROJECT_PATH",)),
-    _Spec("project-url", _as_url, (), in_pyproject=False, ci=("CI_PROJECT_URL",)),
-    _Spec("group", _as_str, ("GITLAB_RELEASE_GROUP",)),
+    _Spec("username", as_str, ("GITLAB_RELEASE_USERNAME",)),
+    _Spec("project", as_str, ("GITLAB_RELEASE_PROJECT",), ci=("CI_PROJECT_ID",)),
+    _Spec("project-path", as_str, (), in_pyproject=False, ci=("CI_PROJECT_PATH",)),
+    _Spec("project-url", as_url, (), in_pyproject=False, ci=("CI_PROJECT_URL",)),
+    _Spec("group", as_str, ("GITLAB_RELEASE_GROUP",)),
     _Spec(
         "repository",
-        _as_repository_name,
+        as_repository_name,
         ("GITLAB_RELEASE_REPOSITORY",),
         default=DEFAULT_REPOSITORY,
     ),
-    _Spec("ca-file", _as_existing_file, ("GITLAB_RELEASE_CA_FILE",)),
-    _Spec("client-cert", _as_client_cert, ("GITLAB_RELEASE_CLIENT_CERT",)),
-    _Spec("allow-insecure-http", _as_bool, ("GITLAB_RELEASE_ALLOW_INSECURE_HTTP",), default=False),
-    _Spec("dist-dir", _as_path, ("GITLAB_RELEASE_DIST_DIR",), default=Path("dist")),
+    _Spec("ca-file", as_existing_file, ("GITLAB_RELEASE_CA_FILE",)),
+    _Spec("client-cert", as_client_cert, ("GITLAB_RELEASE_CLIENT_CERT",)),
+    _Spec("allow-insecure-http", as_bool, ("GITLAB_RELEASE_ALLOW_INSECURE_HTTP",), default=False),
+    _Spec("dist-dir", as_path, ("GITLAB_RELEASE_DIST_DIR",), default=Path("dist")),
     _Spec(
         "ci-config",
-        _as_str,
+        as_str,
         ("GITLAB_RELEASE_CI_CONFIG",),
         ci=("CI_CONFIG_PATH",),
         default=DEFAULT_CI_CONFIG_PATH,
     ),
-    _Spec("commit-tag", _as_str, (), in_pyproject=False, ci=("CI_COMMIT_TAG",)),
-    _Spec("ref-name", _as_str, (), in_pyproject=False, ci=("CI_COMMIT_REF_NAME",)),
-    _Spec("commit-sha", _as_str, (), in_pyproject=False, ci=("CI_COMMIT_SHA",)),
-    _Spec("default-branch", _as_str, (), in_pyproject=False, ci=("CI_DEFAULT_BRANCH",)),
-    _Spec("identity-token", _as_str, (), in_pyproject=False, ci=("SIGSTORE_ID_TOKEN",)),
-    _Spec("trust-config", _as_existing_file, ("GITLAB_RELEASE_TRUST_CONFIG",)),
-    _Spec("identity", _as_str, ("GITLAB_RELEASE_IDENTITY",)),
-    _Spec("issuer", _as_url, ("GITLAB_RELEASE_ISSUER",)),
+    _Spec("commit-tag", as_str, (), in_pyproject=False, ci=("CI_COMMIT_TAG",)),
+    _Spec("ref-name", as_str, (), in_pyproject=False, ci=("CI_COMMIT_REF_NAME",)),
+    _Spec("commit-sha", as_str, (), in_pyproject=False, ci=("CI_COMMIT_SHA",)),
+    _Spec("default-branch", as_str, (), in_pyproject=False, ci=("CI_DEFAULT_BRANCH",)),
+    _Spec("identity-token", as_str, (), in_pyproject=False, ci=("SIGSTORE_ID_TOKEN",)),
+    _Spec("trust-config", as_existing_file, ("GITLAB_RELEASE_TRUST_CONFIG",)),
+    _Spec("identity", as_str, ("GITLAB_RELEASE_IDENTITY",)),
+    _Spec("issuer", as_url, ("GITLAB_RELEASE_ISSUER",)),
 )
 SPECS: Mapping[str, _Spec] = {spec.key: spec for spec in _SPECS}
 PYPROJECT_KEYS = tuple(spec.key for spec in _SPECS if spec.in_pyproject)
@@ -341,31 +249,6 @@ PYPROJECT_KEYS = tuple(spec.key for spec in _SPECS if spec.in_pyproject)
 class _Resolved:
     value: Any
     source: str
-
-
-MAX_SECRET_FILE = 16 * 1024  # a token is a few dozen bytes, an OIDC token a few kilobytes
-
-
-def _read_file_reference(value: str, where: str) -> str:
-    """`@path` reads a secret from a file, so that it stays out of shell history."""
-    if not value.startswith("@"):
-        return value
-    path = _as_path(value[1:], where)
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SECRET_FILE + 1)
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"cannot read {where} from {str(path)!r}: {reason}") from None
-    if len(raw) > MAX_SECRET_FILE:
-        raise ConfigError(f"{where} file {str(path)!r} is too large for a token")
-    try:
-        content = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where} file {str(path)!r} is not UTF-8 text") from None
-    if not content:
-        raise ConfigError(f"{where} file {str(path)!r} is empty")
-    return content
 
 
 def _pick(
@@ -379,7 +262,7 @@ def _pick(
         where = f"--{spec.key}"
         raw = options[spec.key]
         if spec.key in {"token", "identity-token"} and isinstance(raw, str):
-            raw = _read_file_reference(raw, where)
+            raw = read_file_reference(raw, where)
         return _Resolved(spec.parse(raw, where), where)
     for name in spec.env:
         if env.get(name):
@@ -407,29 +290,6 @@ def _check_pyproject(pyproject: Mapping[str, object], pyproject_name: str) -> No
             raise ConfigError(
                 f"unknown key {key!r} in [{PYPROJECT_TABLE}] of {pyproject_name} ({hint})"
             )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_transport(url: str, where: str, allow_insecure_http: bool) -> None:
-    """Refuse plain http:// to anything but loopback unless explicitly allowed."""
-    parts = urlsplit(url)
-    if (
-        parts.scheme == "http"
-        and not allow_insecure_http
-        and not _is_loopback(parts.hostname or "")
-    ):
-        raise ConfigError(
-            f"refusing plain http:// for {url!r} from {where}: tokens would travel unencrypted; "
-            "use https:// or pass --allow-insecure-http"
-        )
 
 
 def _infer_token_kind(token: str, source: str) -> TokenKind:
@@ -521,42 +381,6 @@ def resolve_settings(
         in_ci=env.get("GITLAB_CI") == "true",
         sources={key: item.source for key, item in resolved.items()},
     )
-
-
-def with_poetry_certificate(
-    settings: Settings, cert: Path | str | None, *, verify: bool, where: str
-) -> Settings:
-    """Use Poetry's `certificates.<repository>.cert` when no CA file came from our own sources.
-
-    A false `verify` (Poetry's `cert = false`) asks to turn verification off; we refuse rather
-    than obey, unless a CA file from a higher source makes Poetry's setting irrelevant.
-    """
-    if settings.source_of("ca-file") != "default":
-        return settings
-    if isinstance(cert, str | Path) and str(cert).strip().lower() in {"false", "0", "no", "off"}:
-        verify = False  # POETRY_CERTIFICATES_<NAME>_CERT=false arrives as a string
-    if not verify:
-        raise ConfigError(
-            f"{where} is false, which would turn TLS verification off; poetry-gitlab-release "
-            "never does that: set it to your GitLab's CA bundle (PEM), pass --ca-file, or set "
-            "GITLAB_RELEASE_CA_FILE or SSL_CERT_FILE"
-        )
-    if cert is None or not str(cert).strip():
-        return settings
-    path = _as_existing_file(str(cert), where)
-    return replace(settings, ca_file=path, sources={**settings.sources, "ca-file": where})
-
-
-def with_poetry_client_certificate(
-    settings: Settings, client_cert: Path | str | None, *, where: str
-) -> Settings:
-    """Use Poetry's `certificates.<repository>.client-cert` when none came from our sources."""
-    if settings.source_of("client-cert") != "default":
-        return settings
-    if client_cert is None or not str(client_cert).strip():
-        return settings
-    path = _as_client_cert(str(client_cert), where)
-    return replace(settings, client_cert=path, sources={**settings.sources, "client-cert": where})
 
 
 def _derived_url(item: _Resolved | None, host_source: str, fallback: str) -> str:

@@ -7,10 +7,22 @@ No heavy import at module level: httpx is imported only to build a default conte
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from poetry_gitlab_release.errors import ConfigError, TLSError
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """The TLS material for one server, and `repository`: Poetry's name for it, which the
+    advice in TLS errors names (certificates.<repository>.cert)."""
+
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_cert_source: str = "client-cert"  # where client_cert came from, for messages
+    repository: str = "gitlab"
 
 
 def ssl_context(

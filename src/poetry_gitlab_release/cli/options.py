@@ -40,3 +40,18 @@ def insecure_http_option() -> Option:
     return option(
         "allow-insecure-http", None, "Allow plain http:// to a host other than localhost."
     )
+
+
+# The options above that feed Settings: option name -> settings key. Each command adds its own.
+TRANSPORT_SETTINGS: dict[str, str] = {
+    "host": "host",
+    "token": "token",
+    "ca-file": "ca-file",
+    "client-cert": "client-cert",
+    "allow-insecure-http": "allow-insecure-http",
+}
+
+
+def transport_options() -> list[Option]:
+    """How to reach the server safely: a private CA, a client certificate, plain http."""
+    return [ca_file_option(), client_cert_option(), insecure_http_option()]

@@ -134,6 +134,7 @@ class GitLabClient:
         self._sleep = sleep
         self._on_retry = on_retry
         self._home = origin(connection.api_url)
+        tls = connection.tls
         self.request_count = 0
         self._count_lock = threading.Lock()  # the client may be shared by worker threads
 
@@ -150,13 +151,9 @@ class GitLabClient:
         # GitLab's own origin gets the client certificate; any other origin (object storage
         # behind a redirect) gets a pool whose context has none, so that it is never offered
         # there. Without a client certificate one pool serves both.
-        self._http = http_client(
-            ssl_context(connection.ca_file, connection.client_cert, connection.client_cert_source)
-        )
+        self._http = http_client(ssl_context(tls.ca_file, tls.client_cert, tls.client_cert_source))
         self._foreign_http = (
-            self._http
-            if connection.client_cert is None
-            else http_client(ssl_context(connection.ca_file))
+            self._http if tls.client_cert is None else http_client(ssl_context(tls.ca_file))
         )
 
     def __enter__(self) -> GitLabClient:
@@ -273,17 +270,10 @@ class GitLabClient:
         """The one-line error for a failed connection, naming this client's TLS settings."""
         with contextlib.suppress(RuntimeError):  # RuntimeError: no request attached
             url = str(exc.request.url)  # the hop that failed, maybe another origin
-        return _network_error(
-            exc,
-            url,
-            self.connection.repository,
-            client_cert_source=(
-                self.connection.client_cert_source
-                if self.connection.client_cert is not None
-                else None
-            ),
-            home=origin(url) == self._home,
-        )
+        tls = self.connection.tls
+        given = tls.client_cert_source if tls.client_cert is not None else None
+        home = origin(url) == self._home
+        return _network_error(exc, url, tls.repository, client_cert_source=given, home=home)
 
     def _wait(self, attempt: int, retry_after: float | None, what: str) -> None:
         delay = self.retry.delay(attempt, retry_after)

@@ -1,11 +1,12 @@
-"""What a GitLabClient needs to reach one GitLab, and nothing more: its URLs, the TLS material
-and the credential. The client never sees the rest of the settings."""
+"""What a GitLabClient needs to reach one GitLab, and nothing more: its URLs, the credential
+and the TLS material. The client never sees the rest of the settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from poetry_gitlab_release.tls import TLSConfig
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.config.settings import Credential, Settings
@@ -17,20 +18,11 @@ class Connection:
     api_url: str
     graphql_url: str
     credential: Credential | None = None
-    ca_file: Path | None = None
-    client_cert: Path | None = None
-    client_cert_source: str = "client-cert"  # where client_cert came from, for messages
-    repository: str = "gitlab"  # Poetry's repository name, named in TLS advice
+    tls: TLSConfig = field(default_factory=TLSConfig)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Connection:
-        return cls(
-            server_url=settings.server_url,
-            api_url=settings.api_url,
-            graphql_url=settings.graphql_url,
-            credential=settings.credential,
-            ca_file=settings.ca_file,
-            client_cert=settings.client_cert,
-            client_cert_source=settings.source_of("client-cert"),
-            repository=settings.repository,
-        )
+        source = settings.source_of("client-cert")
+        tls = TLSConfig(settings.ca_file, settings.client_cert, source, settings.repository)
+        urls = (settings.server_url, settings.api_url, settings.graphql_url)
+        return cls(*urls, credential=settings.credential, tls=tls)

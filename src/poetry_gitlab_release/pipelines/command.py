@@ -14,10 +14,9 @@ from cleo.io.outputs.output import Type, Verbosity
 
 from poetry_gitlab_release.cli.base import GitlabCommand
 from poetry_gitlab_release.cli.options import (
-    ca_file_option,
-    client_cert_option,
+    TRANSPORT_SETTINGS,
     host_option,
-    insecure_http_option,
+    transport_options,
 )
 from poetry_gitlab_release.config.poetry_sources import poetry_credential
 from poetry_gitlab_release.config.settings import Settings
@@ -86,14 +85,10 @@ class PipelinesCommand(GitlabCommand):
     name = "gitlab-pipelines"
     description = "Show the latest pipeline of every project in a GitLab group, stage by stage."
     setting_options: ClassVar[dict[str, str]] = {
-        "host": "host",
-        "token": "token",
+        **TRANSPORT_SETTINGS,
         "group": "group",
         "group-id": "group",
         "repository": "repository",
-        "ca-file": "ca-file",
-        "client-cert": "client-cert",
-        "allow-insecure-http": "allow-insecure-http",
     }
     options: ClassVar[list[Option]] = [
         option(
@@ -183,9 +178,7 @@ class PipelinesCommand(GitlabCommand):
             "[default: gitlab].",
             flag=False,
         ),
-        ca_file_option(),
-        client_cert_option(),
-        insecure_http_option(),
+        *transport_options(),
     ]
     help = f"""\
 One line per project of a group and its subgroups: path, status of the latest pipeline, ref,

@@ -10,10 +10,9 @@ from cleo.io.outputs.output import Verbosity
 
 from poetry_gitlab_release.cli.base import EXIT_CODES_HELP, GitlabCommand
 from poetry_gitlab_release.cli.options import (
-    ca_file_option,
-    client_cert_option,
+    TRANSPORT_SETTINGS,
     host_option,
-    insecure_http_option,
+    transport_options,
 )
 from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.errors import UsageError
@@ -29,13 +28,9 @@ class ReleaseCommand(GitlabCommand):
     name = "gitlab-release"
     description = "Build, sign (Sigstore), verify and publish a release to GitLab's registries."
     setting_options: ClassVar[dict[str, str]] = {
-        "host": "host",
-        "token": "token",
+        **TRANSPORT_SETTINGS,
         "gitlab-project": "project",
         "repository": "repository",
-        "ca-file": "ca-file",
-        "client-cert": "client-cert",
-        "allow-insecure-http": "allow-insecure-http",
         "dist-dir": "dist-dir",
         "ci-config": "ci-config",
         "identity-token": "identity-token",
@@ -148,9 +143,7 @@ class ReleaseCommand(GitlabCommand):
             "Name of the Poetry repository to configure [default: gitlab].",
             flag=False,
         ),
-        ca_file_option(),
-        client_cert_option(),
-        insecure_http_option(),
+        *transport_options(),
     ]
     help = f"""\
 Runs the secure release recipe for the current Poetry project against GitLab.

@@ -13,10 +13,9 @@ from cleo.io.outputs.output import Verbosity
 
 from poetry_gitlab_release.cli.base import EXIT_CODES_HELP, GitlabCommand
 from poetry_gitlab_release.cli.options import (
-    ca_file_option,
-    client_cert_option,
+    TRANSPORT_SETTINGS,
     host_option,
-    insecure_http_option,
+    transport_options,
 )
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_OK, ConfigError, UsageError
 from poetry_gitlab_release.files import write_atomic
@@ -43,13 +42,9 @@ class VerifyCommand(GitlabCommand):
         "signature and the expected GitLab CI signer."
     )
     setting_options: ClassVar[dict[str, str]] = {
-        "host": "host",
-        "token": "token",
+        **TRANSPORT_SETTINGS,
         "gitlab-project": "project",
         "group": "group",
-        "ca-file": "ca-file",
-        "client-cert": "client-cert",
-        "allow-insecure-http": "allow-insecure-http",
         "ci-config": "ci-config",
         "trust-config": "trust-config",
         "identity": "identity",
@@ -172,9 +167,7 @@ class VerifyCommand(GitlabCommand):
             "Interpreter for --install [default: $VIRTUAL_ENV's, else python3 on PATH].",
             flag=False,
         ),
-        ca_file_option(),
-        client_cert_option(),
-        insecure_http_option(),
+        *transport_options(),
     ]
     help = f"""\
 Verifies a release published by <comment>poetry gitlab-release</comment>, as a consumer. Works outside any

@@ -19,6 +19,7 @@ from poetry_gitlab_release.pipelines.table import (
     clean,
     format_age,
     format_duration,
+    render_rows,
     render_table,
     supports_unicode,
 )
@@ -110,9 +111,7 @@ def test_ascii_glyphs_when_the_terminal_cannot_encode_unicode() -> None:
 
 
 def test_watch_markers_highlight_changed_rows() -> None:
-    lines = render_table(
-        make_snapshot(), Painter(colour=True), stages_width=5, changed={"acme/web"}
-    )
+    lines = render_rows(make_snapshot(), Painter(colour=True), stages_width=5, changed={"acme/web"})
     assert lines[0].startswith("\x1b[1m  PROJECT")
     assert lines[1].startswith("  api/service-a")
     assert lines[3].startswith("\x1b[1m▶ \x1b[0m")

@@ -468,6 +468,24 @@ def _network_error(
     return NetworkError(f"connection to {host} failed: {type(exc).__name__}")
 
 
+def read_body(
+    response: httpx.Response, url: str, max_bytes: int, too_large: Callable[[], Exception]
+) -> bytes:
+    """A streamed body read into memory, at most `max_bytes` (beyond: `too_large()` is raised);
+    the response is closed either way."""
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in stream_body(response, url):
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large()
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
 def stream_body(
     response: httpx.Response, url: str, chunk_size: int | None = None
 ) -> Iterator[bytes]:

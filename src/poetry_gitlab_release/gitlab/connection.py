@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Connection:
+    """One GitLab server: REST and GraphQL endpoints, who we are there, how TLS is set up."""
+
+    credential: Credential | None
     server_url: str
     api_url: str
     graphql_url: str
-    credential: Credential | None = None
     tls: TLSConfig = field(default_factory=TLSConfig)
 
     @classmethod
@@ -25,4 +27,4 @@ class Connection:
         source = settings.source_of("client-cert")
         tls = TLSConfig(settings.ca_file, settings.client_cert, source, settings.repository)
         urls = (settings.server_url, settings.api_url, settings.graphql_url)
-        return cls(*urls, credential=settings.credential, tls=tls)
+        return cls(settings.credential, *urls, tls=tls)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from poetry_gitlab_release.errors import NotFoundError, VerificationError
 from poetry_gitlab_release.files import CHUNK_SIZE, atomic_writer
-from poetry_gitlab_release.gitlab.client import Auth, stream_body
+from poetry_gitlab_release.gitlab.client import Auth, read_body, stream_body
 from poetry_gitlab_release.gitlab.simple_index import check_file_name
 
 if TYPE_CHECKING:
@@ -81,14 +81,9 @@ def fetch_small_file(
         response = client.request("GET", url, auth=Auth.REST, stream=True, expected=(200,))
     except NotFoundError:
         return None
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in stream_body(response, url):
-            size += len(chunk)
-            if size > max_bytes:
-                raise VerificationError(f"{what} is larger than {max_bytes} bytes")
-            chunks.append(chunk)
-    finally:
-        response.close()
-    return b"".join(chunks)
+    return read_body(
+        response,
+        url,
+        max_bytes,
+        lambda: VerificationError(f"{what} is larger than {max_bytes} bytes"),
+    )

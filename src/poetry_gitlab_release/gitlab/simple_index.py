@@ -237,22 +237,18 @@ def select_release(
 
 def fetch_project_page(client: GitLabClient, simple_url: str, project: str) -> list[IndexFile]:
     """GET <simple_url>/<normalised name>/ with Basic auth (the only scheme PyPI routes take)."""
-    from poetry_gitlab_release.gitlab.client import Auth, origin, stream_body
+    from poetry_gitlab_release.gitlab.client import Auth, origin, read_body
 
     url = f"{simple_url.rstrip('/')}/{normalize_name(project)}/"
     response = client.request(
         "GET", url, auth=Auth.BASIC, headers={"Accept": "text/html"}, stream=True, expected=(200,)
     )
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in stream_body(response, url):
-            size += len(chunk)
-            if size > MAX_INDEX_BYTES:
-                raise ApiError(f"GET {url}: the index page is larger than 16 MiB", status=200)
-            chunks.append(chunk)
-    finally:
-        response.close()
+    body = read_body(
+        response,
+        url,
+        MAX_INDEX_BYTES,
+        lambda: ApiError(f"GET {url}: the index page is larger than 16 MiB", status=200),
+    )
     final_url = str(response.request.url)
     if origin(final_url) != origin(url):
         # GitLab forwards unknown names to pypi.org: that is not this registry's release.
@@ -260,5 +256,5 @@ def fetch_project_page(client: GitLabClient, simple_url: str, project: str) -> l
             f"the index for {project} redirected to {urlsplit(final_url).netloc}, outside GitLab "
             "(package request forwarding?); refusing files from another index"
         )
-    html = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+    html = body.decode(response.encoding or "utf-8", errors="replace")
     return parse_simple_page(html, final_url)

@@ -84,12 +84,6 @@ def write_atomically(path: Path, text: str) -> None:
 class PipelinesCommand(GitlabCommand):
     name = "gitlab-pipelines"
     description = "Show the latest pipeline of every project in a GitLab group, stage by stage."
-    setting_options: ClassVar[dict[str, str]] = {
-        **TRANSPORT_SETTINGS,
-        "group": "group",
-        "group-id": "group",
-        "repository": "repository",
-    }
     options: ClassVar[list[Option]] = [
         option(
             "group",
@@ -180,6 +174,12 @@ class PipelinesCommand(GitlabCommand):
         ),
         *transport_options(),
     ]
+    setting_options: ClassVar[dict[str, str]] = {
+        **TRANSPORT_SETTINGS,
+        "group": "group",
+        "group-id": "group",
+        "repository": "repository",
+    }
     help = f"""\
 One line per project of a group and its subgroups: path, status of the latest pipeline, ref,
 age, duration, one coloured cell per stage in stage order, and the failed jobs. Projects

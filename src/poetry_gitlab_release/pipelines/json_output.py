@@ -57,15 +57,13 @@ def _pipeline(pipeline: PipelineInfo, with_logs: bool) -> dict[str, Any]:
     }
 
 
+PROJECT_FIELDS = ("id", "full_path", "name", "archived", "web_url")
+
+
 def _project(row: ProjectRow, with_logs: bool) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "full_path": row.full_path,
-        "name": row.name,
-        "archived": row.archived,
-        "web_url": row.web_url,
-        "pipeline": None if row.pipeline is None else _pipeline(row.pipeline, with_logs),
-    }
+    data: dict[str, Any] = {key: getattr(row, key) for key in PROJECT_FIELDS}
+    data["pipeline"] = None if row.pipeline is None else _pipeline(row.pipeline, with_logs)
+    return data
 
 
 def snapshot_document(snapshot: Snapshot, *, with_logs: bool = False) -> dict[str, Any]:

@@ -70,22 +70,39 @@ def pipeline_from_graphql(node: Mapping[str, Any], server_url: str) -> PipelineI
                 allow_failure=bool(job.get("allowFailure")),
             )
         )
+    stages = tuple(
+        StageStatus(str(stage.get("name") or ""), normalize_status(stage.get("status")))
+        for stage in nodes(node.get("stages"))
+    )
+    web_url = server_url + path if isinstance(path, str) and path.startswith("/") else None
+    pipeline_id = gid_number(node.get("id")) or 0
+    return _pipeline(node, pipeline_id, ("createdAt", "updatedAt"), web_url, stages, tuple(jobs))
+
+
+def _pipeline(
+    data: Mapping[str, Any],
+    pipeline_id: int,
+    times: tuple[str, str],
+    web_url: object,
+    stages: tuple[StageStatus, ...],
+    failed: tuple[FailedJob, ...],
+) -> PipelineInfo:
+    """The fields GraphQL and REST name alike; `times` names the created and updated keys."""
+    created, updated = times
+    source = data.get("source")
     return PipelineInfo(
-        id=gid_number(node.get("id")) or 0,
-        iid=int_or_none(node.get("iid")),
-        status=normalize_status(node.get("status")),
-        ref=str(node.get("ref") or ""),
-        sha=str(node.get("sha") or ""),
-        created_at=parse_time(node.get("createdAt")),
-        updated_at=parse_time(node.get("updatedAt")),
-        duration=int_or_none(node.get("duration")),
-        web_url=server_url + path if isinstance(path, str) and path.startswith("/") else None,
-        stages=tuple(
-            StageStatus(str(stage.get("name") or ""), normalize_status(stage.get("status")))
-            for stage in nodes(node.get("stages"))
-        ),
-        failed_jobs=tuple(jobs),
-        source=node.get("source") if isinstance(node.get("source"), str) else None,
+        id=pipeline_id,
+        iid=int_or_none(data.get("iid")),
+        status=normalize_status(data.get("status")),
+        ref=str(data.get("ref") or ""),
+        sha=str(data.get("sha") or ""),
+        created_at=parse_time(data.get(created)),
+        updated_at=parse_time(data.get(updated)),
+        duration=int_or_none(data.get("duration")),
+        web_url=web_url if isinstance(web_url, str) else None,
+        stages=stages,
+        failed_jobs=failed,
+        source=source if isinstance(source, str) else None,
     )
 
 
@@ -176,20 +193,9 @@ def stages_from_rest_jobs(
 
 def pipeline_from_rest(data: Mapping[str, Any], jobs: Sequence[Mapping[str, Any]]) -> PipelineInfo:
     stages, failed = stages_from_rest_jobs(jobs)
-    return PipelineInfo(
-        id=int_or_none(data.get("id")) or 0,
-        iid=int_or_none(data.get("iid")),
-        status=normalize_status(data.get("status")),
-        ref=str(data.get("ref") or ""),
-        sha=str(data.get("sha") or ""),
-        created_at=parse_time(data.get("created_at")),
-        updated_at=parse_time(data.get("updated_at")),
-        duration=int_or_none(data.get("duration")),
-        web_url=data.get("web_url") if isinstance(data.get("web_url"), str) else None,
-        stages=stages,
-        failed_jobs=failed,
-        source=data.get("source") if isinstance(data.get("source"), str) else None,
-    )
+    pipeline_id = int_or_none(data.get("id")) or 0
+    times = ("created_at", "updated_at")
+    return _pipeline(data, pipeline_id, times, data.get("web_url"), stages, failed)
 
 
 _LOG_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")

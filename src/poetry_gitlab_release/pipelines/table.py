@@ -300,18 +300,9 @@ def render_rows(
     return lines
 
 
-def render_table(
-    snapshot: Snapshot,
-    painter: Painter,
-    *,
-    stages_width: int,
-    changed: Collection[str] | None = None,
-    header: bool = True,
-) -> list[str]:
-    """The dashboard as lines (no trailing newlines). `changed` switches on watch markers."""
-    lines = render_rows(
-        snapshot, painter, stages_width=stages_width, changed=changed, header=header
-    )
+def render_table(snapshot: Snapshot, painter: Painter, *, stages_width: int) -> list[str]:
+    """The dashboard as lines (no trailing newlines): rows, summary, failed jobs' logs."""
+    lines = render_rows(snapshot, painter, stages_width=stages_width)
     lines.append(render_summary(snapshot, painter))
     lines.extend(render_logs(snapshot, painter))
     return lines

@@ -28,7 +28,6 @@ class ReleaseCommand(GitlabCommand):
     name = "gitlab-release"
     description = "Build, sign (Sigstore), verify and publish a release to GitLab's registries."
     setting_options: ClassVar[dict[str, str]] = {
-        **TRANSPORT_SETTINGS,
         "gitlab-project": "project",
         "repository": "repository",
         "dist-dir": "dist-dir",
@@ -37,6 +36,7 @@ class ReleaseCommand(GitlabCommand):
         "trust-config": "trust-config",
         "identity": "identity",
         "issuer": "issuer",
+        **TRANSPORT_SETTINGS,
     }
     options: ClassVar[list[Option]] = [
         option(

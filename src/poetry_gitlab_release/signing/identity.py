@@ -178,6 +178,18 @@ def expected_identity(
     )
 
 
+class _Extension:
+    """A CertificateFacts attribute: the first of these Fulcio extensions the certificate has."""
+
+    def __init__(self, *numbers: int) -> None:
+        self._numbers = numbers
+
+    def __get__(self, facts: CertificateFacts | None, owner: type | None = None) -> str | None:
+        if facts is None:
+            return None
+        return next((facts.extensions[n] for n in self._numbers if facts.extensions.get(n)), None)
+
+
 @dataclass(frozen=True)
 class CertificateFacts:
     """What a Fulcio certificate says about the GitLab job that signed."""
@@ -185,25 +197,11 @@ class CertificateFacts:
     identity: str | None
     extensions: dict[int, str] = field(default_factory=dict)
 
-    @property
-    def issuer(self) -> str | None:
-        return self.extensions.get(8) or self.extensions.get(1)
-
-    @property
-    def ref(self) -> str | None:
-        return self.extensions.get(14)
-
-    @property
-    def commit(self) -> str | None:
-        return self.extensions.get(13)
-
-    @property
-    def job_url(self) -> str | None:
-        return self.extensions.get(21)
-
-    @property
-    def repository_uri(self) -> str | None:
-        return self.extensions.get(12)
+    issuer = _Extension(8, 1)
+    ref = _Extension(14)
+    commit = _Extension(13)
+    job_url = _Extension(21)
+    repository_uri = _Extension(12)
 
 
 def certificate_facts(cert: Certificate) -> CertificateFacts:

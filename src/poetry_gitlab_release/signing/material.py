@@ -63,10 +63,10 @@ class MalformedMaterialError(VerificationError):
 @dataclass(frozen=True)
 class ParsedMaterial:
     bundle: Bundle | None  # None for detached material (the log entry is fetched later)
-    is_dsse: bool
-    log_index: int | None
     certificate: Certificate
-    require_subject_name: bool  # PEP 740: the statement's subject name must be the file name
+    is_dsse: bool = False
+    log_index: int | None = None
+    require_subject_name: bool = False  # PEP 740: the statement's subject must name the file
     signature: bytes | None = None  # DETACHED only
 
 
@@ -76,22 +76,18 @@ def parse_material(material: SignatureMaterial) -> ParsedMaterial:
         document = _json_object(material.content, "bundle")
         bundle = _load_bundle(material.content)
         return ParsedMaterial(
-            bundle=bundle,
+            bundle,
+            bundle.signing_certificate,
             is_dsse="dsseEnvelope" in document,
             log_index=log_index(document.get("verificationMaterial")),
-            certificate=bundle.signing_certificate,
-            require_subject_name=False,
         )
     if material.kind is MaterialKind.ATTESTATION:
         document = _json_object(material.content, "attestation")
         converted = attestation_to_bundle_json(document)
         bundle = _load_bundle(json.dumps(converted).encode())
+        index = log_index(converted["verificationMaterial"])
         return ParsedMaterial(
-            bundle=bundle,
-            is_dsse=True,
-            log_index=log_index(converted["verificationMaterial"]),
-            certificate=bundle.signing_certificate,
-            require_subject_name=True,
+            bundle, bundle.signing_certificate, True, index, require_subject_name=True
         )
     return _parse_detached(material)
 
@@ -259,11 +255,4 @@ def _parse_detached(material: SignatureMaterial) -> ParsedMaterial:
         certificate = load_pem_x509_certificate(pem)
     except ValueError as exc:
         raise MalformedMaterialError(f"malformed .crt: {exc}") from None
-    return ParsedMaterial(
-        bundle=None,
-        is_dsse=False,
-        log_index=None,
-        certificate=certificate,
-        require_subject_name=False,
-        signature=signature,
-    )
+    return ParsedMaterial(None, certificate, signature=signature)

@@ -357,21 +357,18 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
         self.line_error(message, verbosity=Verbosity.VERBOSE)
 
     def _existing_file(self, name: str) -> Path | None:
-        value = self.option(name)
-        if not value:
-            return None
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"--{name} {value!r}: no such file")
-        return path
+        return self._existing(name, "file", Path.is_file)
 
     def _existing_dir(self, name: str) -> Path | None:
+        return self._existing(name, "directory", Path.is_dir)
+
+    def _existing(self, name: str, kind: str, exists: Callable[[Path], bool]) -> Path | None:
         value = self.option(name)
         if not value:
             return None
         path = Path(value).expanduser()
-        if not path.is_dir():
-            raise ConfigError(f"--{name} {value!r}: no such directory")
+        if not exists(path):
+            raise ConfigError(f"--{name} {value!r}: no such {kind}")
         return path
 
 

@@ -9,6 +9,7 @@ Two sources of files:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -143,6 +144,7 @@ def verify_local(
 
     if bundle is not None and len(paths) != 1:
         raise UsageError("--bundle names the material of exactly one file")
+    check = functools.partial(verify_file, verifier, expected=expected, online_log=online_log)
     results: list[FileResult] = []
     for path in paths:
         if not path.is_file():
@@ -158,16 +160,7 @@ def verify_local(
                 FileResult(path.name, Verdict.FAILED, reason=str(exc), sha256=sha256, size=size)
             )
             continue
-        result = verify_file(
-            verifier,
-            name=path.name,
-            sha256=sha256,
-            size=size,
-            path=path,
-            material=material,
-            expected=expected,
-            online_log=online_log,
-        )
+        result = check(name=path.name, sha256=sha256, size=size, path=path, material=material)
         if result.verdict is Verdict.UNSIGNED:
             where = f"{bundle_dir} or {path.parent}" if bundle_dir else str(path.parent)
             result = replace(
@@ -342,7 +335,9 @@ def verify_registry(
             project_path=target.project_path,
             version=version_text,
         )
-        verifier = make_verifier()
+        check = functools.partial(
+            verify_file, make_verifier(), expected=expected, online_log=online_log
+        )
         package = normalize_name(requirement.name)
         results: list[FileResult] = []
         for item in release:
@@ -369,16 +364,8 @@ def verify_registry(
                 name,
                 online_log=online_log,
             )
-            result = verify_file(
-                verifier,
-                name=name,
-                sha256=download.sha256,
-                size=download.size,
-                path=download.path,
-                material=material,
-                expected=expected,
-                online_log=online_log,
-            )
+            sha256, size, path = download.sha256, download.size, download.path
+            result = check(name=name, sha256=sha256, size=size, path=path, material=material)
             if result.verdict is Verdict.UNSIGNED:
                 detached = ", .sig/.crt" if online_log else ""
                 result = replace(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,11 +22,11 @@ from poetry_gitlab_release.config.poetry_sources import poetry_credential
 from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.errors import ConfigError, UsageError
 from poetry_gitlab_release.files import write_atomic
+from poetry_gitlab_release.pipelines.flow import FORMATS, ViewOptions
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.pipelines.model import Snapshot
 
-FORMATS = ("table", "json", "openmetrics")
 DEFAULT_INTERVAL = 10
 DEFAULT_STAGES_WIDTH = 10
 DEFAULT_CONCURRENCY = 8
@@ -42,23 +42,6 @@ EXIT_CODES_HELP = """
      canceled, skipped, ...)
   130 interrupted (Ctrl-C) during a one-shot run
 """
-
-
-@dataclass(frozen=True)
-class ViewOptions:
-    """The command-line options that shape fetching and output (not Settings)."""
-
-    format: str
-    watch: bool
-    interval: float
-    stages_width: int
-    excludes: tuple[str, ...]
-    failed_only: bool
-    include_archived: bool
-    logs: int
-    api: str
-    concurrency: int
-    output: Path | None
 
 
 def _int_option(value: object, name: str, low: int, high: int) -> int:
@@ -265,52 +248,23 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
         settings = self.settings()
         group = settings.require_group()
 
-        from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
-        from poetry_gitlab_release.gitlab.connection import Connection
-        from poetry_gitlab_release.pipelines.fetch import (
-            FetchOptions,
-            PipelineFetcher,
-            check_credential,
-        )
+        from poetry_gitlab_release.pipelines.flow import dashboard
+        from poetry_gitlab_release.pipelines.model import gate_exit_code
 
-        fetch_options = FetchOptions(
-            group=group,
-            ref=ref,
-            include_archived=view.include_archived,
-            api=view.api,
-            concurrency=view.concurrency,
-            logs=view.logs,
-        )
-        check_credential(settings.credential)
-
-        def on_retry(what: str, delay: float) -> None:
-            self.line_error(f"{what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)
-
-        def notice(message: str) -> None:
-            self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
-
-        retry = RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0)
-        connection = Connection.from_settings(settings)
-        with GitLabClient(connection, retry=retry, on_retry=on_retry) as client:
-            fetcher = PipelineFetcher(client, fetch_options, notice=notice)
-
-            def fetch() -> Snapshot:
-                from poetry_gitlab_release.pipelines.filters import apply_filters
-
-                return apply_filters(
-                    fetcher.fetch(),
-                    excludes=view.excludes,
-                    failed_only=view.failed_only,
-                    include_archived=view.include_archived,
-                )
-
+        with dashboard(settings, group, ref, view, self) as fetch:
             if view.watch:
                 return self._watch(fetch, view)
             snapshot = fetch()
             self._emit(self._render(snapshot, view), view)
-            from poetry_gitlab_release.pipelines.model import gate_exit_code
-
             return gate_exit_code(snapshot)
+
+    # --- the flow's Reporter -----------------------------------------------------------------
+
+    def retry(self, what: str, delay: float) -> None:
+        self.line_error(f"{what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE)
+
+    def notice(self, message: str) -> None:
+        self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
 
     # --- output ----------------------------------------------------------------------------
 
@@ -324,19 +278,9 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
         return Painter(colour=colour, unicode=supports_unicode(encoding))
 
     def _render(self, snapshot: Snapshot, view: ViewOptions, *, compact: bool = False) -> str:
-        if view.format == "json":
-            from poetry_gitlab_release.pipelines.json_output import render_json
+        from poetry_gitlab_release.pipelines.flow import render
 
-            text = render_json(snapshot, with_logs=view.logs > 0, indent=None if compact else 2)
-            return text + "\n"
-        if view.format == "openmetrics":
-            from poetry_gitlab_release.pipelines.openmetrics import render_openmetrics
-
-            return render_openmetrics(snapshot)
-        from poetry_gitlab_release.pipelines.table import render_table
-
-        lines = render_table(snapshot, self._painter(view), stages_width=view.stages_width)
-        return "\n".join(lines) + "\n"
+        return render(snapshot, view, self._painter(view), compact=compact)
 
     def _emit(self, text: str, view: ViewOptions) -> None:
         if view.output is not None:

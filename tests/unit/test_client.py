@@ -14,7 +14,8 @@ from poetry_gitlab_release.errors import (
     NetworkError,
     NotFoundError,
 )
-from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy, file_chunks
+from poetry_gitlab_release.gitlab.bodies import file_chunks
+from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.connection import Connection
 
 HOST = "https://gitlab.example.com"

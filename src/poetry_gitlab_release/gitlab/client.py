@@ -19,13 +19,11 @@ import base64
 import contextlib
 import enum
 import random
-import re
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -39,15 +37,26 @@ from poetry_gitlab_release.errors import (
     NetworkError,
     NotFoundError,
 )
-from poetry_gitlab_release.files import CHUNK_SIZE, read_chunks
+from poetry_gitlab_release.gitlab.bodies import (
+    MAX_ERROR_READ,
+    MAX_RESPONSE_BYTES,
+    BodyFactory,
+    json_of,
+    read_bounded,
+)
 from poetry_gitlab_release.gitlab.connection import Connection
-from poetry_gitlab_release.tls import client_cert_alert, ssl_context, tls_error, tls_failure
+from poetry_gitlab_release.gitlab.failures import (
+    MAX_ERROR_BODY,
+    is_retryable,
+    message_of,
+    network_error,
+    path_of,
+    retry_after,
+)
+from poetry_gitlab_release.tls import ssl_context
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
-MAX_ERROR_BODY = 300
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # JSON pages, simple indexes, bundles: far below this
-MAX_ERROR_READ = 64 * 1024  # of an error body, enough for GitLab's {"message": ...}
 USER_AGENT = "poetry-gitlab-release"
 
 
@@ -58,9 +67,6 @@ class Auth(enum.Enum):
     REST = "rest"  # PRIVATE-TOKEN / JOB-TOKEN / DEPLOY-TOKEN header
     BASIC = "basic"  # HTTP Basic: the only scheme the PyPI routes accept
     GRAPHQL = "graphql"  # Bearer; GitLab accepts neither job nor deploy tokens there
-
-
-BodyFactory = Callable[[], Iterable[bytes] | bytes]
 
 
 @dataclass(frozen=True)
@@ -80,39 +86,6 @@ def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
     parts = urlsplit(str(url))
     default_port = {"http": 80, "https": 443}.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _message_of(response: httpx.Response) -> str:
-    """GitLab's error message ({"message": ...} or {"error": ...}), shortened to one line."""
-    if "html" in response.headers.get("Content-Type", "").lower():
-        # A proxy's or GitLab's error page: its title says it all, the markup says nothing.
-        title = re.search(r"<title[^>]*>(.*?)</title", response.text, re.IGNORECASE | re.DOTALL)
-        return " ".join((title.group(1) if title else "an HTML error page").split())[
-            :MAX_ERROR_BODY
-        ]
-    try:
-        body: Any = response.json()
-    except (ValueError, RecursionError):
-        text = response.text.strip()
-    else:
-        if isinstance(body, Mapping):
-            text = str(
-                body.get("message") or body.get("error_description") or body.get("error") or body
-            )
-        else:
-            text = str(body)
-    text = " ".join(text.split())
-    return text[:MAX_ERROR_BODY] + ("..." if len(text) > MAX_ERROR_BODY else "")
 
 
 class GitLabClient:
@@ -234,33 +207,33 @@ class GitLabClient:
                 wanted = status in expected_codes
                 complete = True
                 if not wanted:
-                    _read_bounded(response, MAX_ERROR_READ)
+                    read_bounded(response, MAX_ERROR_READ)
                 elif not stream:
-                    complete = _read_bounded(response, max_bytes)
+                    complete = read_bounded(response, max_bytes)
             except httpx.TransportError as exc:
                 # Also a body that breaks off while we read it: retried like a failed request.
-                if attempt == attempts or not _is_retryable_transport_error(exc):
+                if attempt == attempts or not is_retryable(exc):
                     raise self.network_error(exc, url) from None
-                self._wait(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
+                self._wait(attempt, None, f"{type(exc).__name__} on {method} {path_of(url)}")
                 continue
             except httpx.DecodingError:
                 raise ApiError(
-                    f"{method} {_path(url)}: the answer's body does not decode as its "
+                    f"{method} {path_of(url)}: the answer's body does not decode as its "
                     "Content-Encoding header says",
                     status=status,
                 ) from None
             if wanted:
                 if not complete:
                     raise ApiError(
-                        f"{method} {_path(url)}: the answer is larger than {max_bytes} bytes",
+                        f"{method} {path_of(url)}: the answer is larger than {max_bytes} bytes",
                         status=response.status_code,
                     )
                 return response
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self._wait(
                     attempt,
-                    _retry_after(response),
-                    f"HTTP {response.status_code} on {method} {_path(url)}",
+                    retry_after(response),
+                    f"HTTP {response.status_code} on {method} {path_of(url)}",
                 )
                 continue
             raise self._api_error(method, url, response)
@@ -273,7 +246,7 @@ class GitLabClient:
         tls = self.connection.tls
         given = tls.client_cert_source if tls.client_cert is not None else None
         home = origin(url) == self._home
-        return _network_error(exc, url, tls.repository, client_cert_source=given, home=home)
+        return network_error(exc, url, tls.repository, client_cert_source=given, home=home)
 
     def _wait(self, attempt: int, retry_after: float | None, what: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
@@ -313,7 +286,7 @@ class GitLabClient:
                 # httpx parses a Location header even when it does not follow it.
                 response = http.send(request, stream=True)
             except httpx.InvalidURL:
-                raise NetworkError(f"invalid redirect URL from {_path(url)}") from None
+                raise NetworkError(f"invalid redirect URL from {path_of(url)}") from None
             if not response.is_redirect or method not in {"GET", "HEAD"}:
                 return response
             location = response.headers.get("Location", "")
@@ -323,20 +296,20 @@ class GitLabClient:
                 target = urlsplit(current)
                 _ = target.port  # raises on a port that is not a number
             except ValueError:
-                raise NetworkError(f"invalid redirect URL from {_path(url)}") from None
+                raise NetworkError(f"invalid redirect URL from {path_of(url)}") from None
             current_params = None
             if target.scheme not in {"http", "https"}:
-                raise NetworkError(f"refusing a redirect from {_path(url)} to a non-HTTP URL")
+                raise NetworkError(f"refusing a redirect from {path_of(url)} to a non-HTTP URL")
             if target.scheme == "http" and urlsplit(url).scheme == "https":
                 raise NetworkError(
                     f"refusing a redirect from https to plain http ({target.hostname})"
                 )
-        raise NetworkError(f"too many redirects for {_path(url)}")
+        raise NetworkError(f"too many redirects for {path_of(url)}")
 
     def _api_error(self, method: str, url: str, response: httpx.Response) -> ApiError:
         status = response.status_code
-        detail = _message_of(response)
-        what = f"{method} {_path(url)} answered {status}: {detail}"
+        detail = message_of(response)
+        what = f"{method} {path_of(url)} answered {status}: {detail}"
         if status in {401, 403}:
             who = self.credential.description if self.credential else "no token"
             return AuthenticationError(
@@ -355,7 +328,7 @@ class GitLabClient:
     ) -> Any:
         url = path_or_url if "://" in path_or_url else self.api(path_or_url)
         response = self.request("GET", url, params=params, auth=auth, expected=(200,))
-        return _json(response, url)
+        return json_of(response, url)
 
     def paginate(
         self, path: str, params: Mapping[str, Any] | None = None, *, per_page: int = 100
@@ -364,7 +337,7 @@ class GitLabClient:
         query = {**(params or {}), "per_page": per_page, "page": 1}
         while True:
             response = self.request("GET", self.api(path), params=query, expected=(200,))
-            items = _json(response, path)
+            items = json_of(response, path)
             if not isinstance(items, list):
                 raise ApiError(f"GET {path}: expected a JSON list", status=response.status_code)
             yield from items
@@ -386,7 +359,7 @@ class GitLabClient:
             json={"query": query, "variables": dict(variables or {})},
             expected=(200,),
         )
-        payload = _json(response, "GraphQL")
+        payload = json_of(response, "GraphQL")
         if not isinstance(payload, Mapping):
             raise ApiError("GraphQL: the answer is not a JSON object", status=response.status_code)
         errors = payload.get("errors")
@@ -399,110 +372,3 @@ class GitLabClient:
                 text = text[:MAX_ERROR_BODY] + "..."
             raise ApiError(f"GraphQL error: {text}", status=response.status_code)
         return payload.get("data")
-
-
-def _read_bounded(response: httpx.Response, max_bytes: int) -> bool:
-    """Read a streamed body into the response, at most `max_bytes`; False if it was longer.
-
-    Closes the stream either way; a transport error while reading propagates. Afterwards
-    .content/.text/.json() work as usual (on the truncated body when it was too long).
-    """
-    chunks: list[bytes] = []
-    size = 0
-    complete = True
-    try:
-        for chunk in response.iter_bytes():
-            if size + len(chunk) > max_bytes:
-                chunks.append(chunk[: max_bytes - size])
-                complete = False
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        response.close()
-    response._content = b"".join(chunks)  # what httpx's own read() would store
-    return complete
-
-
-def _json(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except (ValueError, RecursionError):
-        raise ApiError(
-            f"{_path(what)}: the answer is not JSON", status=response.status_code
-        ) from None
-
-
-def _path(url: str) -> str:
-    """A URL without its query string, for messages (queries may carry search terms)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else url
-
-
-def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
-    if isinstance(exc, httpx.ConnectError) and tls_failure(exc):
-        return False
-    if client_cert_alert(exc):  # TLS 1.3 reports it on the first read: as final as a refusal
-        return False
-    return isinstance(exc, httpx.TransportError)
-
-
-def _network_error(
-    exc: httpx.TransportError,
-    url: str,
-    repository: str = "<repository>",
-    *,
-    client_cert_source: str | None = None,
-    home: bool = True,
-) -> NetworkError:
-    host = urlsplit(url).netloc
-    tls = tls_error(exc, host, repository, client_cert_source=client_cert_source, home=home)
-    if tls is not None:
-        return tls
-    if isinstance(exc, httpx.TimeoutException):
-        return NetworkError(f"timed out talking to {host}")
-    if isinstance(exc, httpx.ConnectError):
-        return NetworkError(f"cannot connect to {host}", hint="check --host and the network")
-    if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
-        return NetworkError(f"the connection to {host} broke off ({type(exc).__name__})")
-    return NetworkError(f"connection to {host} failed: {type(exc).__name__}")
-
-
-def read_body(
-    response: httpx.Response, url: str, max_bytes: int, too_large: Callable[[], Exception]
-) -> bytes:
-    """A streamed body read into memory, at most `max_bytes` (beyond: `too_large()` is raised);
-    the response is closed either way."""
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in stream_body(response, url):
-            size += len(chunk)
-            if size > max_bytes:
-                raise too_large()
-            chunks.append(chunk)
-    finally:
-        response.close()
-    return b"".join(chunks)
-
-
-def stream_body(
-    response: httpx.Response, url: str, chunk_size: int | None = None
-) -> Iterator[bytes]:
-    """The chunks of a streamed response; a connection that breaks off or a body that does not
-    decode becomes one-line NetworkError/ApiError instead of an httpx exception."""
-    try:
-        yield from response.iter_bytes(chunk_size)
-    except httpx.TransportError as exc:
-        raise _network_error(exc, url) from None
-    except httpx.DecodingError:
-        raise ApiError(
-            f"GET {_path(url)}: the answer's body does not decode as its Content-Encoding "
-            "header says",
-            status=response.status_code,
-        ) from None
-
-
-def file_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> BodyFactory:
-    """A body factory streaming a file in chunks (constant memory), restartable for retries."""
-    return lambda: read_chunks(path, chunk_size)

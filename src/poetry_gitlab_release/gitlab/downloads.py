@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from poetry_gitlab_release.errors import NotFoundError, VerificationError
 from poetry_gitlab_release.files import CHUNK_SIZE, atomic_writer
-from poetry_gitlab_release.gitlab.client import Auth, read_body, stream_body
+from poetry_gitlab_release.gitlab.bodies import read_body, stream_body
+from poetry_gitlab_release.gitlab.client import Auth
 from poetry_gitlab_release.gitlab.simple_index import check_file_name
 
 if TYPE_CHECKING:

@@ -237,7 +237,8 @@ def select_release(
 
 def fetch_project_page(client: GitLabClient, simple_url: str, project: str) -> list[IndexFile]:
     """GET <simple_url>/<normalised name>/ with Basic auth (the only scheme PyPI routes take)."""
-    from poetry_gitlab_release.gitlab.client import Auth, origin, read_body
+    from poetry_gitlab_release.gitlab.bodies import read_body
+    from poetry_gitlab_release.gitlab.client import Auth, origin
 
     url = f"{simple_url.rstrip('/')}/{normalize_name(project)}/"
     response = client.request(

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from poetry_gitlab_release.files import read_chunks
-from poetry_gitlab_release.gitlab.client import Auth, BodyFactory
+from poetry_gitlab_release.gitlab.bodies import BodyFactory
+from poetry_gitlab_release.gitlab.client import Auth
 from poetry_gitlab_release.gitlab.urls import encode_id, generic_file_url
 
 if TYPE_CHECKING:

@@ -15,11 +15,13 @@ import ssl
 import threading
 from types import TracebackType
 
+from sandbox.gitlab.app import App, LoggedRequest
 from sandbox.gitlab.auth import TokenRegistry, Tokens
 from sandbox.gitlab.faults import FaultPlan
 from sandbox.gitlab.object_storage import ObjectRequest, ObjectStorage
+from sandbox.gitlab.routes import wire
 from sandbox.gitlab.scenario import PipelineTruth, ProjectTruth, Scenario
-from sandbox.gitlab.server import App, LoggedRequest, make_server
+from sandbox.gitlab.server import make_server
 from sandbox.gitlab.state import StoredFile
 
 __all__ = [
@@ -55,15 +57,17 @@ class GitLabStandIn:
         self.tokens = Tokens.create()
         self._registry = TokenRegistry(self.tokens)
         self.object_storage = ObjectStorage() if object_storage else None
-        self.app = App(
-            self.scenario,
-            tokens=self._registry,
-            object_storage=self.object_storage,
-            faults=faults,
-            latency=latency,
-            rate_limit=rate_limit,
-            generic_duplicates_allowed=generic_duplicates_allowed,
-            graphql_enabled=graphql_enabled,
+        self.app = wire(
+            App(
+                self.scenario,
+                tokens=self._registry,
+                object_storage=self.object_storage,
+                faults=faults,
+                latency=latency,
+                rate_limit=rate_limit,
+                generic_duplicates_allowed=generic_duplicates_allowed,
+                graphql_enabled=graphql_enabled,
+            )
         )
         # tls_context: serve HTTPS with this server-side context (e.g. from trustme); url,
         # api_url and graphql_url then start with https://.

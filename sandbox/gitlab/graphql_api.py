@@ -35,7 +35,7 @@ from sandbox.gitlab.http import ApiError, Request, Response
 from sandbox.gitlab.models import COMPLETED_STATUSES, DETAILED_STATUS, Group, Job, Pipeline, Project
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 SCHEMA: GraphQLSchema = build_schema((Path(__file__).parent / "schema.graphql").read_text())
 MAX_COMPLEXITY_AUTHENTICATED = 250

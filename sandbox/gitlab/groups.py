@@ -11,7 +11,7 @@ from sandbox.gitlab.models import Group, Project, iso
 from sandbox.gitlab.pagination import paginate
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 PROJECT_ORDER: dict[str, Callable[[Project], object]] = {
     "id": lambda p: p.id,

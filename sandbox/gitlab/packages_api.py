@@ -12,7 +12,7 @@ from sandbox.gitlab.pagination import paginate
 from sandbox.gitlab.state import Package
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 PACKAGE_TYPES = [
     "composer",

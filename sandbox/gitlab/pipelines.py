@@ -19,7 +19,7 @@ from sandbox.gitlab.models import (
 from sandbox.gitlab.pagination import paginate
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 SCOPES = ("running", "pending", "finished", "branches", "tags")
 ORDER_BY = ("id", "status", "ref", "updated_at", "user_id")

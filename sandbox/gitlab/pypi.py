@@ -14,7 +14,7 @@ from sandbox.gitlab.multipart import parse_multipart
 from sandbox.gitlab.state import DuplicateFileError, Package, PackageFile, normalize_pypi_name
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 # Gitlab::Regex.pypi_version_regex (PEP 440)
 VERSION_RE = re.compile(

@@ -8,6 +8,7 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox.gitlab.auth import TokenRegistry, can_see_group, can_see_project
 from sandbox.gitlab.faults import FaultPlan
@@ -15,7 +16,7 @@ from sandbox.gitlab.http import ApiError, Request, Response, Router
 from sandbox.gitlab.models import Group, Project
 from sandbox.gitlab.object_storage import ObjectStorage
 from sandbox.gitlab.principal import ANONYMOUS
-from sandbox.gitlab.ratelimit import RateLimiter
+from sandbox.gitlab.ratelimit import ApplicationLimiter, RateLimiter
 from sandbox.gitlab.scenario import Scenario
 from sandbox.gitlab.state import PackageState
 
@@ -50,6 +51,7 @@ class App:
         rate_limit: int | None,
         generic_duplicates_allowed: bool,
         graphql_enabled: bool,
+        graphql_schema: Path | None = None,
     ) -> None:
         self.scenario = scenario
         self.tokens = tokens
@@ -58,8 +60,13 @@ class App:
         self.faults = faults
         self.latency = latency
         self.limiter = RateLimiter(rate_limit) if rate_limit else None
+        # Application limits by name (e.g. "group_projects_api"), see ApplicationLimiter.
+        self.application_limits: dict[str, ApplicationLimiter] = {}
         self.generic_duplicates_allowed = generic_duplicates_allowed
         self.graphql_enabled = graphql_enabled
+        # None: the stand-in's own schema.graphql; else a GitLab SDL file (e.g. 16.3's) to
+        # validate and execute against, to play an older GitLab.
+        self.graphql_schema = graphql_schema
         self.url = ""
         self.log: list[LoggedRequest] = []
         self._log_lock = threading.Lock()
@@ -84,6 +91,16 @@ class App:
         if group is None or not can_see_group(principal, group):
             raise ApiError.not_found("Group")
         return group
+
+    def check_application_limit(self, name: str, request: Request) -> None:
+        """429 as ``check_rate_limit!`` answers when the named application limit is spent."""
+        limiter = self.application_limits.get(name)
+        if limiter is None:
+            return
+        principal = request.principal or ANONYMOUS
+        scope = principal.user or principal.kind
+        if not limiter.allow(scope):
+            raise ApiError(429, ApplicationLimiter.BODY)
 
     def record(self, entry: LoggedRequest) -> None:
         with self._log_lock:

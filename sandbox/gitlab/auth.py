@@ -35,6 +35,10 @@ class Policy:
 POLICIES: dict[str, Policy] = {
     "pypi": Policy(pat_basic=True, deploy=True, job="basic"),
     "generic": Policy(pat_basic=True, deploy=True, job="any"),
+    # lib/api/project_packages.rb and group_packages.rb declare no `deploy_token_allowed` (nor
+    # basic_auth_personal_access_token): a DEPLOY-TOKEN header there is ignored, the request is
+    # anonymous, and a private project answers 404 "Project Not Found". Deploy tokens are only
+    # honoured by the registry routes (PyPI, generic: `deploy_token_allowed: true`).
     "packages_api": Policy(pat_basic=False, deploy=False, job="request"),
     "jobs": Policy(pat_basic=False, deploy=False, job="request"),
     "api": Policy(pat_basic=False, deploy=False, job=""),

@@ -21,8 +21,8 @@ from graphql import (
     validate,
 )
 
-from poetry_gitlab_release.pipelines.fetch import GRAPHQL_PAGE_SIZE, projects_query
 from poetry_gitlab_release.pipelines.filters import RefKind, RefSelector
+from poetry_gitlab_release.pipelines.query import GRAPHQL_PAGE_SIZE, projects_query
 from sandbox.gitlab.graphql_api import SCHEMA
 from tests.sandbox.gitlab.real_schemas import real_schema
 

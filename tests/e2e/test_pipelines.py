@@ -236,7 +236,8 @@ def test_pagination_over_1000_projects(
 
 def test_429_with_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     with GitLabStandIn(Scenario.generate(projects=250, seed=5)) as standin:
-        standin.set_rate_limit(2, period=1.0)
+        # One request per 5 s: the next one is throttled however slowly a loaded machine runs.
+        standin.set_rate_limit(1, period=5.0)
         run = run_in_process(standin, monkeypatch)
         code, out, err = run("--group acme --format json", verbose=True)
         statuses = [entry.status for entry in standin.request_log]

@@ -11,7 +11,6 @@ Memory stays constant whatever the file size; the client does retries, auth and 
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -178,15 +177,17 @@ def download_generic(
     return client.request("GET", url, auth=Auth.REST, expected=(200,)).content
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def package_files(
     client: GitLabClient, project: str, *, package_type: str, name: str, version: str
 ) -> list[RemoteFile]:
-    """Files of the package `name` `version` (PEP 503 match), oldest first; [] when absent."""
+    """Files of the package `name` `version` (PEP 503 match), oldest first; [] when absent.
+
+    The query matches any spelling GitLab may have stored (see `name_search_term`); the PEP 503
+    comparison then keeps this package only.
+    """
     from packaging.version import InvalidVersion, Version
+
+    from poetry_gitlab_release.gitlab.simple_index import name_search_term, normalize_name
 
     def same_version(other: str) -> bool:
         try:
@@ -195,10 +196,14 @@ def package_files(
             return other == version
 
     base = f"projects/{encode_id(project)}/packages"
-    params = {"package_type": package_type, "package_name": name, "package_version": version}
+    params = {
+        "package_type": package_type,
+        "package_name": name_search_term(name),
+        "package_version": version,
+    }
     found: list[RemoteFile] = []
     for package in client.paginate(base, params):
-        if _normal(str(package.get("name", ""))) != _normal(name):
+        if normalize_name(str(package.get("name", ""))) != normalize_name(name):
             continue
         if not same_version(str(package.get("version", ""))):
             continue

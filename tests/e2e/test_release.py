@@ -397,3 +397,25 @@ def test_tag_that_is_not_a_version_is_a_usage_error(poetry_cli: PoetryCli, tmp_p
     )
     assert result.returncode == 2
     assert "CI_COMMIT_TAG 'release-five' is not a PEP 440 version" in result.stderr
+
+
+def test_publish_with_a_deploy_token_is_idempotent(poetry_cli: PoetryCli, tmp_path: Path) -> None:
+    """A deploy token (write_package_registry) publishes; it cannot read the Packages API, so
+    what is already there comes from the simple index and generic file GETs."""
+    with pipeline(tmp_path) as job:
+        env = {**job.env, "GITLAB_TOKEN": job.gitlab.tokens.deploy_token}
+        first = poetry_cli.run("gitlab-release", cwd=job.project, env=env)
+        assert first.returncode == 0, first.stderr
+        stored = sorted(f.file_name for f in job.gitlab.stored_files(PROJECT_ID))
+        packages = job.gitlab.stored_files(PROJECT_ID, package_type="pypi")
+        assert sorted(f.file_name for f in packages) == sorted(ARTIFACTS)
+        job.gitlab.reset_log()
+        again = poetry_cli.run("gitlab-release", "--format", "json", cwd=job.project, env=env)
+        assert again.returncode == 0, again.stderr
+        assert sorted(f.file_name for f in job.gitlab.stored_files(PROJECT_ID)) == stored
+        manifest = json.loads(again.stdout)
+        assert {entry["status"] for entry in manifest["files"]} == {"present"}
+        log = job.gitlab.request_log
+        assert {entry.principal for entry in log if entry.path.startswith("/api/v4/")} == {"deploy"}
+        assert not [entry for entry in log if entry.path.endswith("/packages")]  # no list API
+        assert job.gitlab.tokens.deploy_token not in first.stdout + first.stderr + again.stderr

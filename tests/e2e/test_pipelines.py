@@ -361,6 +361,34 @@ def test_real_poetry_outside_a_project(
     }
 
 
+@pytest.mark.xdist_group("gitlab-real-schemas")
+def test_real_poetry_falls_back_to_rest_on_gitlab_16_3(
+    make_gitlab_standin: Callable[..., GitLabStandIn], poetry_cli: PoetryCli, tmp_path: Path
+) -> None:
+    """GitLab 16.3's real schema has no `includeArchived` on Group.projects (nor
+    Pipeline.source), and its `pipeline` needs an iid or sha: every --ref mode falls back to
+    REST, says why at -v, and shows the same truth."""
+    from tests.sandbox.gitlab.real_schemas import schema_path
+
+    standin = make_gitlab_standin(graphql_schema=schema_path("16.3"))
+    env = {"GITLAB_TOKEN": standin.tokens.read_api}
+    for ref in ("", "default", "main"):
+        ref_args = ("--ref", ref) if ref else ()
+        result = poetry_cli.run(
+            "gitlab-pipelines", "--host", standin.url, "-g", "demo-group", "-f", "json", "-v",
+            *ref_args, cwd=tmp_path, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode in (1, 3), result.stderr
+        document = json.loads(result.stdout)
+        assert document["api"] == "rest", ref
+        assert shown(document) == expected(standin.scenario, "demo-group", ref=ref or None)
+        assert "GraphQL is unavailable (this GitLab's GraphQL schema lacks what the query " in (
+            result.stderr
+        )
+        assert "doesn't accept argument 'includeArchived'" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_real_poetry_rest_fallback_and_job_token(
     make_gitlab_standin: Callable[..., GitLabStandIn], poetry_cli: PoetryCli, tmp_path: Path
 ) -> None:

@@ -391,3 +391,27 @@ def test_composite_status_follows_gitlab() -> None:
     assert composite_status(jobs("canceled", "success")) == "canceled"
     assert composite_status([]) == "skipped"
     assert composite_status([{"status": "failed", "allow_failure": True}]) == "success"
+
+
+def test_every_graphql_error_is_inspected_for_an_older_schema() -> None:
+    from poetry_gitlab_release.gitlab.client import GraphQLResponseError
+    from poetry_gitlab_release.pipelines.fetch import graphql_unavailable_reason
+
+    def answer(*errors: dict[str, object]) -> GraphQLResponseError:
+        return GraphQLResponseError.of(list(errors), 200)
+
+    # graphql-ruby's words (GitLab), not graphql-js's; the telling error need not be first.
+    older = answer(
+        {"message": "Variable $includeArchived is declared by GroupLatestPipelines but not used"},
+        {"message": "Field 'projects' doesn't accept argument 'includeArchived'"},
+    )
+    reason = graphql_unavailable_reason(older)
+    assert reason is not None and "lacks what the query needs" in reason
+    coded = answer({"message": "something new", "extensions": {"code": "undefinedField"}})
+    assert graphql_unavailable_reason(coded) is not None
+    # GitLab before `pipeline` took no arguments (--ref default): REST's /pipelines/latest.
+    resolver = graphql_unavailable_reason(answer({"message": "Provide one of an IID or SHA"}))
+    assert resolver is not None and "default branch's latest pipeline" in resolver
+    # A real failure is not hidden behind a fallback.
+    assert graphql_unavailable_reason(answer({"message": "Internal server error"})) is None
+    assert str(older.message).endswith("(and 1 more)")

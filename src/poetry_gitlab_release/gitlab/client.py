@@ -114,6 +114,42 @@ def _message_of(response: httpx.Response) -> str:
     return text[:MAX_ERROR_BODY] + ("..." if len(text) > MAX_ERROR_BODY else "")
 
 
+@dataclass(frozen=True)
+class GraphQLProblem:
+    """One entry of a GraphQL answer's `errors`: its message and `extensions.code`, if any."""
+
+    message: str
+    code: str | None = None
+
+
+class GraphQLResponseError(ApiError):
+    """A GraphQL answer with `errors`: every one of them is kept (`problems`), so that a caller
+    can tell a schema this GitLab does not have from a real failure. The message shows the
+    first, shortened, and how many more there are."""
+
+    def __init__(self, problems: tuple[GraphQLProblem, ...], status: int) -> None:
+        first = problems[0].message if problems else "an empty errors list"
+        text = first if len(first) <= MAX_ERROR_BODY else first[:MAX_ERROR_BODY] + "..."
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"GraphQL error: {text}{more}", status=status)
+        self.problems = problems
+
+    @classmethod
+    def of(cls, errors: object, status: int) -> GraphQLResponseError:
+        entries = errors if isinstance(errors, list) else [errors]
+        problems = []
+        for entry in entries:
+            message: Any = entry.get("message", entry) if isinstance(entry, Mapping) else entry
+            extensions = entry.get("extensions") if isinstance(entry, Mapping) else None
+            code = extensions.get("code") if isinstance(extensions, Mapping) else None
+            problems.append(
+                GraphQLProblem(
+                    " ".join(str(message).split()), code if isinstance(code, str) else None
+                )
+            )
+        return cls(tuple(problems), status)
+
+
 class GitLabClient:
     """One connection pool to one GitLab server. Use as a context manager."""
 
@@ -399,13 +435,7 @@ class GitLabClient:
             raise ApiError("GraphQL: the answer is not a JSON object", status=response.status_code)
         errors = payload.get("errors")
         if errors:
-            first: Any = errors[0] if isinstance(errors, list) else errors
-            if isinstance(first, Mapping):
-                first = first.get("message", first)
-            text = " ".join(str(first).split())
-            if len(text) > MAX_ERROR_BODY:
-                text = text[:MAX_ERROR_BODY] + "..."
-            raise ApiError(f"GraphQL error: {text}", status=response.status_code)
+            raise GraphQLResponseError.of(errors, response.status_code)
         return payload.get("data")
 
 

@@ -135,6 +135,22 @@ def test_json_equals_ground_truth(
         assert document["requests"] == 1  # < 100 projects: one GraphQL page
 
 
+@pytest.mark.parametrize("api", ["graphql", "rest"])
+def test_ref_default_is_the_default_branch_heads_pipeline(
+    monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    """After a push whose pipeline does not exist yet, `--ref default` shows no pipeline for
+    that project (GitLab's answer for the head commit), not an older default-branch one."""
+    scenario = Scenario.default().with_new_head("demo-group/hello-package")
+    with GitLabStandIn(scenario) as standin:
+        run = run_in_process(standin, monkeypatch)
+        _, out, err = run(f"--group demo-group --format json --api {api} --ref default")
+    rows = shown(json.loads(out))
+    assert rows == expected(scenario, "demo-group", ref="default"), err
+    assert rows["demo-group/hello-package"] is None
+    assert any(scenario.project_pipelines(100))  # older pipelines of main exist
+
+
 def test_archived_projects_only_with_include_archived(
     generated: GitLabStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -300,7 +300,13 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
             self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
 
         retry = RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0)
-        with GitLabClient(settings, retry=retry, on_retry=on_retry) as client:
+
+        def on_rate_limit(message: str, _delay: float) -> None:
+            self.line_error(message)  # a wait of up to minutes: said at normal verbosity
+
+        with GitLabClient(
+            settings, retry=retry, on_retry=on_retry, on_rate_limit=on_rate_limit
+        ) as client:
             fetcher = PipelineFetcher(client, fetch_options, notice=notice)
 
             def fetch() -> Snapshot:

@@ -415,3 +415,24 @@ def test_every_graphql_error_is_inspected_for_an_older_schema() -> None:
     # A real failure is not hidden behind a fallback.
     assert graphql_unavailable_reason(answer({"message": "Internal server error"})) is None
     assert str(older.message).endswith("(and 1 more)")
+
+
+def test_a_failed_job_without_a_log_shows_empty_log() -> None:
+    """GitLab answers the trace of a job that never wrote a log with 200 and an empty body."""
+    from poetry_gitlab_release.config.settings import resolve_settings
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.pipelines.fetch import FetchOptions, PipelineFetcher
+    from sandbox.gitlab import GitLabStandIn, Scenario
+
+    with GitLabStandIn(Scenario.generate(projects=40, seed=1)) as standin:
+        settings = resolve_settings({"host": standin.url, "token": standin.tokens.read_api}, {})
+        with GitLabClient(settings) as client:
+            snapshot = PipelineFetcher(client, FetchOptions(group="acme", logs=3)).fetch()
+    jobs = {
+        (row.full_path, job.name): job.log_tail
+        for row in snapshot.rows
+        if row.pipeline is not None
+        for job in row.pipeline.failed_jobs
+    }
+    assert jobs[("acme/team-2/service-15", "test:unit 3.10")] == ("(empty log)",)
+    assert any(tail and tail[-1].startswith("[job ") for tail in jobs.values())

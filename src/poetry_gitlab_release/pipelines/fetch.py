@@ -679,7 +679,9 @@ class PipelineFetcher:
         )
         if response.status_code == 404:
             return job_id, ("(log not available)",)
-        return job_id, log_tail(response.text, self.options.logs)
+        # A job that never wrote a log (e.g. stuck, no runner took it): GitLab answers 200 with
+        # an empty body (lib/api/ci/jobs.rb: `build.trace.raw || ''`).
+        return job_id, log_tail(response.text, self.options.logs) or ("(empty log)",)
 
 
 # graphql-ruby's static validation (GitLab's engine) tags each error with one of these codes

@@ -419,3 +419,16 @@ def test_publish_with_a_deploy_token_is_idempotent(poetry_cli: PoetryCli, tmp_pa
         assert {entry.principal for entry in log if entry.path.startswith("/api/v4/")} == {"deploy"}
         assert not [entry for entry in log if entry.path.endswith("/packages")]  # no list API
         assert job.gitlab.tokens.deploy_token not in first.stdout + first.stderr + again.stderr
+
+
+def test_an_epoch_version_is_refused_before_anything(poetry_cli: PoetryCli, tmp_path: Path) -> None:
+    """`1!2.0` is PEP 440, but GitLab's generic registry refuses `!` in a version: the release
+    stops at once (exit 2) instead of failing after signing, with nothing sent anywhere."""
+    with pipeline(tmp_path, ref="v1!2.0") as job:
+        env = {**job.env, "CI_COMMIT_TAG": "v1!2.0", "GITLAB_TOKEN": job.gitlab.tokens.personal}
+        result = poetry_cli.run("gitlab-release", cwd=job.project, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "CI_COMMIT_TAG 'v1!2.0' has a PEP 440 epoch (1!)" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert job.gitlab.request_log == [] and job.gitlab.stored_files() == []
+        assert not (job.project / "dist").exists() or not any((job.project / "dist").iterdir())

@@ -436,3 +436,21 @@ def test_a_failed_job_without_a_log_shows_empty_log() -> None:
     }
     assert jobs[("acme/team-2/service-15", "test:unit 3.10")] == ("(empty log)",)
     assert any(tail and tail[-1].startswith("[job ") for tail in jobs.values())
+
+
+def test_failed_jobs_are_in_run_order_as_rest_shows_them() -> None:
+    """GitLab's GraphQL lists jobs newest first; the row shows them in run order, like REST."""
+    from poetry_gitlab_release.pipelines.fetch import pipeline_from_graphql
+
+    node = {
+        "id": "gid://gitlab/Ci::Pipeline/9",
+        "status": "FAILED",
+        "jobs": {
+            "nodes": [
+                {"id": "gid://gitlab/Ci::Build/12", "name": "deploy", "stage": {"name": "d"}},
+                {"id": "gid://gitlab/Ci::Build/11", "name": "test", "stage": {"name": "t"}},
+            ]
+        },
+    }
+    pipeline = pipeline_from_graphql(node, "https://gitlab.example.com")
+    assert [job.name for job in pipeline.failed_jobs] == ["test", "deploy"]

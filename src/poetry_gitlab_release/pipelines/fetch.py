@@ -233,6 +233,8 @@ def pipeline_from_graphql(node: Mapping[str, Any], server_url: str) -> PipelineI
                 allow_failure=bool(job.get("allowFailure")),
             )
         )
+    # GitLab returns jobs newest first; show them in run order, as the REST path does.
+    jobs.sort(key=lambda job: job.id or 0)
     return PipelineInfo(
         id=gid_number(node.get("id")) or 0,
         iid=_int_or_none(node.get("iid")),

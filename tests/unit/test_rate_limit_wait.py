@@ -4,12 +4,16 @@ clock and sleep are injected: the test takes no real minute."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ApiError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
 from poetry_gitlab_release.pipelines.fetch import FetchOptions, PipelineFetcher
+from poetry_gitlab_release.pipelines.model import Snapshot
 from sandbox.gitlab import GitLabStandIn, Scenario
 
 
@@ -27,19 +31,19 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def standin() -> GitLabStandIn:
+def standin() -> Iterator[GitLabStandIn]:
     with GitLabStandIn(Scenario.generate(projects=250, seed=5)) as running:
         yield running
 
 
-def _fetch(standin: GitLabStandIn, clock: Clock, lines: list[str], **client: object) -> object:
+def _fetch(standin: GitLabStandIn, clock: Clock, lines: list[str], **client: Any) -> Snapshot:
     settings = resolve_settings({"host": standin.url, "token": standin.tokens.read_api}, {})
     with GitLabClient(
         settings,
         sleep=clock.sleep,
         clock=clock.time,
         retry=RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0),
-        **client,  # type: ignore[arg-type]
+        **client,
     ) as gitlab:
         return PipelineFetcher(gitlab, FetchOptions(group="acme", api="rest")).fetch()
 
@@ -55,7 +59,7 @@ def test_a_window_of_a_minute_is_waited_out(standin: GitLabStandIn) -> None:
     finally:
         standin.set_application_limit("group_projects_api", None)
     truth = standin.scenario.expected_group_projects("acme")
-    assert {row.full_path for row in snapshot.rows} == {t.full_path for t in truth}  # type: ignore[attr-defined]
+    assert {row.full_path for row in snapshot.rows} == {t.full_path for t in truth}
     refused = [e for e in standin.request_log if e.status == 429]
     assert refused and len(lines) == len(refused)
     assert all("\n" not in line for line in lines)

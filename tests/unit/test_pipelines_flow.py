@@ -39,6 +39,9 @@ class RecordingReporter:
     def notice(self, message: str) -> None:
         self.heard.append(message)
 
+    def rate_limit(self, message: str, delay: float) -> None:
+        self.heard.append(message)
+
 
 def _reporter() -> Reporter:
     return RecordingReporter()  # mypy checks the recorder implements the Protocol

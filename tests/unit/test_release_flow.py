@@ -46,6 +46,9 @@ class RecordingReporter:
     def retry(self, what: str, delay: float) -> None:
         self.lines.append(("retry", what))
 
+    def rate_limit(self, message: str, delay: float) -> None:
+        self.lines.append(("rate-limit", message))
+
     def file_done(self, action: FileAction) -> None:
         self.files.append(action)
 

@@ -46,7 +46,7 @@ from poetry_gitlab_release.gitlab.bodies import (
 )
 from poetry_gitlab_release.gitlab.connection import Connection
 from poetry_gitlab_release.gitlab.failures import (
-    MAX_ERROR_BODY,
+    GraphQLResponseError,
     is_retryable,
     message_of,
     network_error,
@@ -56,6 +56,8 @@ from poetry_gitlab_release.gitlab.failures import (
 from poetry_gitlab_release.tls import ssl_context
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT_WINDOW = 60.0  # GitLab's application limits count per minute (fixed windows)
+RATE_LIMIT_WAITS = (5.0, 10.0, 20.0, 30.0, 30.0, 30.0)  # 125 s in all: over two windows
 MAX_REDIRECTS = 5
 USER_AGENT = "poetry-gitlab-release"
 
@@ -100,12 +102,18 @@ class GitLabClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         on_retry: Callable[[str, float], None] | None = None,
+        on_rate_limit: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`on_retry` hears of each retry; `on_rate_limit` (else `on_retry`) of each wait for
+        a rate limit, a one-line message worth showing by default since it may last minutes."""
         self.connection = connection
         self.credential: Credential | None = connection.credential
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._on_retry = on_retry
+        self._on_rate_limit = on_rate_limit
+        self._clock = clock
         self._home = origin(connection.api_url)
         tls = connection.tls
         self.request_count = 0
@@ -191,7 +199,10 @@ class GitLabClient:
         """
         expected_codes = set(expected)
         attempts = self.retry.attempts if retry else 1
-        for attempt in range(1, attempts + 1):
+        limited: list[float] = []  # waits for a 429 without Retry-After, see _rate_limit_delay
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             status = 0
             try:
                 response = self._send_following_redirects(
@@ -229,6 +240,19 @@ class GitLabClient:
                         status=response.status_code,
                     )
                 return response
+            if status == 429 and retry and retry_after(response) is None:
+                delay = self._rate_limit_delay(response, limited)
+                if delay is not None:
+                    limited.append(delay)
+                    self._announce_rate_limit(
+                        f"GitLab is rate limiting {method} {path_of(url)} (HTTP 429 without "
+                        f"Retry-After): waiting {delay:.0f}s before retrying, "
+                        f"{sum(limited):.0f}s of at most {sum(RATE_LIMIT_WAITS):.0f}s",
+                        delay,
+                    )
+                    self._sleep(delay)
+                    attempt -= 1  # a rate-limit wait is not a failed attempt
+                    continue
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self._wait(
                     attempt,
@@ -247,6 +271,30 @@ class GitLabClient:
         given = tls.client_cert_source if tls.client_cert is not None else None
         home = origin(url) == self._home
         return network_error(exc, url, tls.repository, client_cert_source=given, home=home)
+
+    def _rate_limit_delay(self, response: httpx.Response, waited: list[float]) -> float | None:
+        """How long to wait after a 429 that says nothing of when to come back; None: give up.
+
+        GitLab's application limiter (e.g. 600 requests a minute on a group's projects) answers
+        429 without Retry-After (lib/api/helpers/rate_limiter.rb) and counts in fixed windows of
+        up to a minute, so quick exponential retries all land in the same window. The waits
+        grow (RATE_LIMIT_WAITS) and add up to over two minutes: at least one new window begins.
+        A RateLimit-Reset header (Rack::Attack's, a Unix time) is used when present.
+        """
+        if len(waited) >= len(RATE_LIMIT_WAITS):
+            return None
+        reset = response.headers.get("RateLimit-Reset", "")
+        if reset.isdigit():
+            until = int(reset) - self._clock() + 1
+            if 0 < until <= RATE_LIMIT_WINDOW + 1:
+                return float(until)
+        return RATE_LIMIT_WAITS[len(waited)]
+
+    def _announce_rate_limit(self, message: str, delay: float) -> None:
+        if self._on_rate_limit is not None:
+            self._on_rate_limit(message, delay)
+        elif self._on_retry is not None:
+            self._on_retry(message, delay)
 
     def _wait(self, attempt: int, retry_after: float | None, what: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
@@ -364,11 +412,5 @@ class GitLabClient:
             raise ApiError("GraphQL: the answer is not a JSON object", status=response.status_code)
         errors = payload.get("errors")
         if errors:
-            first: Any = errors[0] if isinstance(errors, list) else errors
-            if isinstance(first, Mapping):
-                first = first.get("message", first)
-            text = " ".join(str(first).split())
-            if len(text) > MAX_ERROR_BODY:
-                text = text[:MAX_ERROR_BODY] + "..."
-            raise ApiError(f"GraphQL error: {text}", status=response.status_code)
+            raise GraphQLResponseError.of(errors, response.status_code)
         return payload.get("data")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from poetry_gitlab_release.errors import NetworkError
+from poetry_gitlab_release.errors import ApiError, NetworkError
 from poetry_gitlab_release.tls import client_cert_alert, tls_error, tls_failure
 
 MAX_ERROR_BODY = 300
@@ -40,9 +41,10 @@ def message_of(response: httpx.Response) -> str:
         text = response.text.strip()
     else:
         if isinstance(body, Mapping):
-            text = str(
-                body.get("message") or body.get("error_description") or body.get("error") or body
-            )
+            message = body.get("message")
+            if isinstance(message, Mapping) and message.get("error"):
+                message = message["error"]  # the application limiter's {"message": {"error": ...}}
+            text = str(message or body.get("error_description") or body.get("error") or body)
         else:
             text = str(body)
     text = " ".join(text.split())
@@ -82,3 +84,39 @@ def network_error(
     if isinstance(exc, httpx.ReadError | httpx.RemoteProtocolError):
         return NetworkError(f"the connection to {host} broke off ({type(exc).__name__})")
     return NetworkError(f"connection to {host} failed: {type(exc).__name__}")
+
+
+@dataclass(frozen=True)
+class GraphQLProblem:
+    """One entry of a GraphQL answer's `errors`: its message and `extensions.code`, if any."""
+
+    message: str
+    code: str | None = None
+
+
+class GraphQLResponseError(ApiError):
+    """A GraphQL answer with `errors`: every one of them is kept (`problems`), so that a caller
+    can tell a schema this GitLab does not have from a real failure. The message shows the
+    first, shortened, and how many more there are."""
+
+    def __init__(self, problems: tuple[GraphQLProblem, ...], status: int) -> None:
+        first = problems[0].message if problems else "an empty errors list"
+        text = first if len(first) <= MAX_ERROR_BODY else first[:MAX_ERROR_BODY] + "..."
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"GraphQL error: {text}{more}", status=status)
+        self.problems = problems
+
+    @classmethod
+    def of(cls, errors: object, status: int) -> GraphQLResponseError:
+        entries = errors if isinstance(errors, list) else [errors]
+        problems = []
+        for entry in entries:
+            message: Any = entry.get("message", entry) if isinstance(entry, Mapping) else entry
+            extensions = entry.get("extensions") if isinstance(entry, Mapping) else None
+            code = extensions.get("code") if isinstance(extensions, Mapping) else None
+            problems.append(
+                GraphQLProblem(
+                    " ".join(str(message).split()), code if isinstance(code, str) else None
+                )
+            )
+        return cls(tuple(problems), status)

@@ -108,8 +108,8 @@ class PipelinesCommand(GitlabCommand):
         option(
             "ref",
             None,
-            "Which pipeline: newest on any ref (default), 'default' for the default branch, "
-            "or a branch or tag name.",
+            "Which pipeline: newest on any ref (default), 'default' for the default branch's "
+            "head commit, or a branch or tag name.",
             flag=False,
         ),
         option("include-archived", None, "Also show archived projects."),
@@ -179,7 +179,8 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
   --exclude matches, case-insensitively, a project's name, last path segment, full path or
     path inside the group; globs (*, ?, [..]) work; repeat it or separate with commas.
   --ref default follows GitLab's /pipelines/latest: the latest pipeline of the default
-    branch's head commit. A branch named "default" is --ref refs/heads/default.
+    branch's head commit, none when that commit has no pipeline (an older one is not shown).
+    A branch named "default" is --ref refs/heads/default.
   --format json prints the versioned schema "poetry-gitlab-release/pipelines" (docs/pipelines.md);
     with --watch, one document per line. --format openmetrics prints gauges named like
     gitlab-ci-pipelines-exporter's (gitlab_ci_pipeline_status with labels
@@ -265,6 +266,9 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
 
     def notice(self, message: str) -> None:
         self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
+
+    def rate_limit(self, message: str, delay: float) -> None:
+        self.line_error(message)  # a wait of up to minutes: said at normal verbosity
 
     # --- output ----------------------------------------------------------------------------
 

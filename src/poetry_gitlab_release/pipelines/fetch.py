@@ -50,7 +50,8 @@ from poetry_gitlab_release.pipelines.parse import (
     row_from_graphql,
 )
 from poetry_gitlab_release.pipelines.query import (
-    COMPLEXITY_ERROR,
+    complexity_refusal,
+    graphql_unavailable_reason,
     largest_page_size,
     projects_query,
 )
@@ -241,14 +242,15 @@ class PipelineFetcher:
             except AuthenticationError:
                 raise
             except ApiError as error:
-                match = COMPLEXITY_ERROR.search(error.message)
+                match = complexity_refusal(error)
                 if match and self._page_size > 1:
                     score, limit = float(match.group(1)), float(match.group(2))
                     shrunk = int(self._page_size * limit / score * 0.9)
                     self._page_size = max(1, min(self._page_size - 1, shrunk))
                     continue
-                if _graphql_missing(error):
-                    raise GraphQLUnavailableError(_short_reason(error)) from None
+                reason = graphql_unavailable_reason(error)
+                if reason is not None:
+                    raise GraphQLUnavailableError(reason) from None
                 raise
         raise ApiError("GraphQL: the query stays too complex for this server", status=200)
 
@@ -366,22 +368,9 @@ class PipelineFetcher:
         )
         if response.status_code == 404:
             return job_id, ("(log not available)",)
-        return job_id, log_tail(response.text, self.options.logs)
-
-
-def _graphql_missing(error: ApiError) -> bool:
-    """GraphQL disabled, absent (old GitLab), or a schema without the fields we ask for."""
-    if error.status in {404, 405, 501} or error.status >= 500:
-        return True
-    text = error.message.lower()
-    return any(
-        marker in text
-        for marker in ("doesn't exist on type", "unknown argument", "cannot query field")
-    )
-
-
-def _short_reason(error: ApiError) -> str:
-    return error.message if len(error.message) <= 120 else error.message[:117] + "..."
+        # A job that never wrote a log (e.g. stuck, no runner took it): GitLab answers 200 with
+        # an empty body (lib/api/ci/jobs.rb: `build.trace.raw || ''`).
+        return job_id, log_tail(response.text, self.options.logs) or ("(empty log)",)
 
 
 def _group_of(

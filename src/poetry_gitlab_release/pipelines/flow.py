@@ -47,6 +47,9 @@ class Reporter(Protocol):
     def notice(self, message: str) -> None:
         """Something worth a -v line (GraphQL unavailable, falling back to REST, ...)."""
 
+    def rate_limit(self, message: str, delay: float) -> None:
+        """A wait for GitLab's rate limit (a 429 without Retry-After): may last minutes."""
+
 
 @contextmanager
 def dashboard(
@@ -73,7 +76,9 @@ def dashboard(
     check_credential(settings.credential)
     retry = RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0)
     connection = Connection.from_settings(settings)
-    with GitLabClient(connection, retry=retry, on_retry=reporter.retry) as client:
+    with GitLabClient(
+        connection, retry=retry, on_retry=reporter.retry, on_rate_limit=reporter.rate_limit
+    ) as client:
         fetcher = PipelineFetcher(client, fetch_options, notice=reporter.notice)
 
         def fetch() -> Snapshot:

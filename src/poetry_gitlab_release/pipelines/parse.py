@@ -70,6 +70,8 @@ def pipeline_from_graphql(node: Mapping[str, Any], server_url: str) -> PipelineI
                 allow_failure=bool(job.get("allowFailure")),
             )
         )
+    # GitLab returns jobs newest first; show them in run order, as the REST path does.
+    jobs.sort(key=lambda job: job.id or 0)
     stages = tuple(
         StageStatus(str(stage.get("name") or ""), normalize_status(stage.get("status")))
         for stage in nodes(node.get("stages"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from poetry_gitlab_release.errors import ApiError
+from poetry_gitlab_release.gitlab.failures import GraphQLProblem, GraphQLResponseError
 from poetry_gitlab_release.pipelines.filters import RefKind, RefSelector
 
 GRAPHQL_PAGE_SIZE = 100  # GitLab's max_page_size for every connection
@@ -138,3 +140,89 @@ def largest_page_size(ref: RefSelector, limit: int = GRAPHQL_MAX_COMPLEXITY) -> 
 COMPLEXITY_ERROR = re.compile(
     r"complexity of (\d+(?:\.\d+)?),? which exceeds max complexity of (\d+)"
 )
+
+
+# --- when GitLab refuses the query ---------------------------------------------------------
+
+
+# graphql-ruby's static validation (GitLab's engine) tags each error with one of these codes
+# (lib/graphql/static_validation/rules/*.rb); its messages read as in the markers below, e.g.
+# "Field 'projects' doesn't accept argument 'includeArchived'", "Field 'source' doesn't exist
+# on type 'Pipeline'". Any of them means this GitLab's schema is not the one the query is for.
+SCHEMA_VALIDATION_CODES = frozenset(
+    {
+        "undefinedField",
+        "argumentNotAccepted",
+        "missingRequiredArguments",
+        "argumentLiteralsIncompatible",
+        "variableNotUsed",
+        "variableNotDefined",
+        "variableMismatch",
+        "variableRequiresValidType",
+        "undefinedType",
+        "selectionMismatch",
+        "undefinedDirective",
+        "directiveCannotBeApplied",
+    }
+)
+SCHEMA_VALIDATION_MARKERS = (
+    "doesn't exist on type",
+    "doesn't accept argument",
+    "is missing required arguments",
+    "but not used",
+    "but not declared",
+    "isn't a defined input type",
+    "so it can't be a fragment condition",
+    "has an invalid value",
+    "nullability mismatch on variable",
+    "type mismatch on variable",
+    "cannot query field",  # other engines' words, e.g. graphql-js
+    "unknown argument",
+)
+# Project.pipeline without arguments is refused before GitLab ~17.x (ProjectPipelineResolver
+# required one of iid/sha): --ref default then needs REST's /pipelines/latest.
+OLD_RESOLVER_MARKERS = ("provide one of an iid or sha",)
+
+
+def _problems(error: ApiError) -> list[GraphQLProblem]:
+    if isinstance(error, GraphQLResponseError):
+        return list(error.problems)
+    return [GraphQLProblem(error.message)]
+
+
+def complexity_refusal(error: ApiError) -> re.Match[str] | None:
+    for problem in _problems(error):
+        match = COMPLEXITY_ERROR.search(problem.message)
+        if match:
+            return match
+    return None
+
+
+def graphql_unavailable_reason(error: ApiError) -> str | None:
+    """Why REST must serve instead, or None when the error is a real failure.
+
+    Every error of the answer is inspected: GraphQL disabled or absent (404, 405, 501, 5xx),
+    a schema-validation error of any kind (this GitLab's schema lacks a field or argument the
+    query uses), or a resolver older GitLab has (`pipeline` without arguments).
+    """
+    if not isinstance(error, GraphQLResponseError):
+        if error.status in {404, 405, 501} or error.status >= 500:
+            return f"the GraphQL endpoint answered {error.status}"
+        return None
+    for problem in error.problems:
+        text = problem.message.lower()
+        if problem.code in SCHEMA_VALIDATION_CODES or any(
+            marker in text for marker in SCHEMA_VALIDATION_MARKERS
+        ):
+            return "this GitLab's GraphQL schema lacks what the query needs: " + _shorten(
+                problem.message
+            )
+        if any(marker in text for marker in OLD_RESOLVER_MARKERS):
+            return "this GitLab cannot give the default branch's latest pipeline over GraphQL: " + (
+                _shorten(problem.message)
+            )
+    return None
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -62,6 +62,9 @@ class Reporter(Protocol):
     def retry(self, what: str, delay: float) -> None:
         """A transient failure of `what`, retried after `delay` seconds."""
 
+    def rate_limit(self, message: str, delay: float) -> None:
+        """A wait for GitLab's rate limit (a 429 without Retry-After): may last minutes."""
+
     def file_done(self, action: FileAction) -> None:
         """One file of the publish step: uploaded, skipped as identical, planned..."""
 
@@ -209,7 +212,11 @@ def publish_step(
 
     client: GitLabClient | None = None
     if settings.credential is not None or not request.dry_run:
-        client = GitLabClient(Connection.from_settings(settings), on_retry=reporter.retry)
+        client = GitLabClient(
+            Connection.from_settings(settings),
+            on_retry=reporter.retry,
+            on_rate_limit=reporter.rate_limit,
+        )
     verb = "Checking what would be published" if request.dry_run else "Publishing"
     reporter.step(f"{verb}: signatures to the generic registry, then packages to PyPI")
     try:

@@ -82,6 +82,9 @@ class CleoReporter:
             f"  {what}; retrying in {delay:.1f}s", verbosity=Verbosity.VERBOSE
         )
 
+    def rate_limit(self, message: str, delay: float) -> None:
+        self._io.write_error_line(f"  {message}")  # a wait of up to minutes: said by default
+
     def file_done(self, action: FileAction) -> None:
         self.step(f"  {action.file_name}  {STATUS_TEXT.get(action.status, action.status)}")
 

@@ -121,6 +121,10 @@ class _Handler(BaseHTTPRequestHandler):
             data = body.encode()
         else:
             data = json.dumps(body).encode()
+        with self.services.lock:  # recorded before the client can read the answer
+            self.services.requests.append(
+                (self.command, urlsplit(self.path).path, status, self.headers.get("Host", ""))
+            )
         self.send_response(status, reason)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -129,10 +133,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        with self.services.lock:
-            self.services.requests.append(
-                (self.command, urlsplit(self.path).path, status, self.headers.get("Host", ""))
-            )
 
     def _warehouse_error(self, status: int, message: str) -> None:
         title, explanation = _EXPLANATIONS.get(status, ("Error", ""))

@@ -118,7 +118,9 @@ def publish_release(
             digests[path.name],
             status,
             attested,
-            urls.provenance(name, version, path.name) if attested else None,
+            urls.provenance(name, version, path.name)
+            if attested and status in ("uploaded", "would-upload")
+            else None,
         )
         if on_file is not None:
             on_file(done)

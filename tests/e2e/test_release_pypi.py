@@ -139,7 +139,7 @@ def test_provenance_fetched_back_verifies_with_pypi_attestations(job: Job, tmp_p
     )  # fmt: skip
     assert pip.returncode == 0, pip.stdout + pip.stderr
     (wheel,) = downloads.glob("*.whl")
-    manifest = json.loads((job.project / "dist" / "release.json").read_text())
+    manifest = json.loads(job.first.stdout)  # the run that uploaded (a rerun skips: no URL)
     (entry,) = [f for f in manifest["targets"]["pypi"]["files"] if f["name"] == wheel.name]
     provenance = httpx.get(
         entry["provenance_url"], headers={"Accept": "application/vnd.pypi.integrity.v1+json"}

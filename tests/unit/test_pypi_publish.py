@@ -324,3 +324,22 @@ def test_secrets_never_follow_a_redirect_to_another_host(
     assert posts == []  # the stand-in (the other host) never saw the token nor the ID token
     assert token not in str(caught.value)
     assert isinstance(caught.value, AuthenticationError)
+
+
+def test_an_expired_upload_token_says_how_long_it_lives(
+    pypi_standin_factory: Callable[..., PyPIStandIn],
+    pypi_id_token: Callable[..., str],
+    dists: list[Path],
+) -> None:
+    from poetry_gitlab_release.pypi.trusted_publishing import exchange
+
+    pypi = pypi_standin_factory(token_lifetime=0)
+    with connect(pypi) as connection:
+        credential = exchange(connection, pypi_id_token(), project="hello-package")
+        assert credential.value not in repr(credential)
+        with pytest.raises(AuthenticationError) as expired:
+            upload_file(connection, dists[0], token=credential.value, attestation=None)
+    text = str(expired.value)
+    assert "Invalid API Token: token is expired" in text
+    assert "lives 15 minutes" in text
+    assert credential.value not in text

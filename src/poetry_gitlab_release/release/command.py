@@ -36,6 +36,8 @@ class ReleaseCommand(GitlabCommand):
         "trust-config": "trust-config",
         "identity": "identity",
         "issuer": "issuer",
+        "to": "to",
+        "pypi-url": "pypi-url",
         **TRANSPORT_SETTINGS,
     }
     options: ClassVar[list[Option]] = [
@@ -124,6 +126,21 @@ class ReleaseCommand(GitlabCommand):
             default="text",
         ),
         option("dry-run", None, "Do everything except upload; list what would be uploaded."),
+        option(
+            "to",
+            None,
+            "Where to publish: gitlab, pypi, or gitlab,pypi [env: GITLAB_RELEASE_TO; "
+            "default: gitlab].",
+            flag=False,
+        ),
+        option(
+            "pypi-url",
+            None,
+            "Upload URL of the PyPI index, or pypi / testpypi [env: GITLAB_RELEASE_PYPI_URL; "
+            "default: https://upload.pypi.org/legacy/]. Credential: PYPI_ID_TOKEN (Trusted "
+            "Publishing, from id_tokens with aud pypi) or PYPI_API_TOKEN.",
+            flag=False,
+        ),
         host_option(),
         option(
             "token",
@@ -170,6 +187,10 @@ so a pipeline can split them across jobs that pass dist/ as an artifact):
              other content stops the release before anything is uploaded. The two halves run
              alone as publish-signatures and publish-packages; packages alone are refused
              until every artifact's signature is in the generic registry.
+             With --to gitlab,pypi (or pypi), then to the PyPI index (publish-pypi): each
+             file with its PEP 740 attestation, through Trusted Publishing (PYPI_ID_TOKEN,
+             exchanged once) or PYPI_API_TOKEN; the same file already there is skipped, a
+             different one stops before any upload.
 
 Writes dist/release.json (package, version, files and sha256, signer identity and issuer,
 Rekor log indexes, URLs); <comment>--format json</comment> prints it.

@@ -21,15 +21,25 @@ if TYPE_CHECKING:
 
     from poetry_gitlab_release.config.settings import Settings
     from poetry_gitlab_release.gitlab.uploads import Progress
+    from poetry_gitlab_release.pypi.publish import IndexResult
     from poetry_gitlab_release.release.artifacts import Artifact
     from poetry_gitlab_release.release.build import BuildResult, ReleaseVersion
     from poetry_gitlab_release.release.manifest import ManifestResult
     from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
     from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
-STEPS = ("configure", "build", "sign", "verify", "publish-signatures", "publish-packages")
-# `publish` is both halves, in their order: signatures first, then packages.
-STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages")}
+STEPS = (
+    "configure",
+    "build",
+    "sign",
+    "verify",
+    "publish-signatures",
+    "publish-packages",
+    "publish-pypi",
+)
+# `publish` is every half, in their order: signatures, then packages to GitLab, then PyPI;
+# each runs only for the targets given with --to (default: gitlab).
+STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages", "publish-pypi")}
 DEFAULT_STEPS = ("build", "sign", "verify", "publish")
 PUBLISH_STEPS: dict[str, Registry] = {"publish-signatures": "generic", "publish-packages": "pypi"}
 
@@ -45,7 +55,7 @@ def parse_steps(text: str) -> list[str]:
         raise UsageError(
             f"unknown step {unknown[0]!r}" if unknown else "no step given",
             hint=f"--steps takes a comma-separated subset of {','.join(STEPS)} "
-            "(publish = publish-signatures,publish-packages)",
+            "(publish = publish-signatures,publish-packages,publish-pypi)",
         )
     return [step for step in STEPS if step in requested]
 
@@ -90,6 +100,7 @@ class ReleaseOutcome:
     manifest: ManifestResult
     expected: ExpectedIdentity | None
     publish: PublishResult | None
+    pypi: IndexResult | None = None
 
 
 def run_release(
@@ -115,16 +126,25 @@ def run_release(
         )
     if "sign" in steps:
         sign_step(settings, request, artifacts, reporter)
-    registries = frozenset(PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS)
+    to_gitlab = "gitlab" in settings.targets
+    registries = frozenset(
+        PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS and to_gitlab
+    )
+    to_pypi = "publish-pypi" in steps and "pypi" in settings.targets
+    if "publish-pypi" in steps and len(steps) == 1 and not to_pypi:
+        raise UsageError(
+            "--steps publish-pypi, but PyPI is not a target", hint="add --to gitlab,pypi"
+        )
     expected = None
-    if "verify" in steps or registries:
+    if "verify" in steps or registries or to_pypi:
         expected = verify_step(settings, request, artifacts, reporter)
     publish = None
     if registries:
         assert expected is not None
         publish = publish_step(settings, request, artifacts, expected, registries, reporter)
-    manifest = manifest_step(settings, request, artifacts, expected, publish)
-    return ReleaseOutcome(manifest=manifest, expected=expected, publish=publish)
+    pypi = pypi_step(settings, request, artifacts, reporter) if to_pypi else None
+    manifest = manifest_step(settings, request, artifacts, expected, publish, pypi)
+    return ReleaseOutcome(manifest=manifest, expected=expected, publish=publish, pypi=pypi)
 
 
 def build_step(
@@ -147,6 +167,12 @@ def sign_step(
     from poetry_gitlab_release.release.sign import sign_artifacts
 
     reporter.step(f"Signing {len(artifacts)} artifacts with one Sigstore certificate")
+    to_pypi = "pypi" in settings.targets
+    if to_pypi and not request.attestations:
+        raise UsageError(
+            "--no-attestations with a PyPI target: PyPI gets each file's PEP 740 attestation",
+            hint="drop --no-attestations, or publish to --to gitlab only",
+        )
     result = sign_artifacts(
         artifacts,
         settings.identity_token,
@@ -154,6 +180,7 @@ def sign_step(
         in_ci=settings.in_ci,
         attestations=request.attestations,
         cosign_compat=request.cosign_compat,
+        rekor_v1=to_pypi,
         on_signed=lambda item: reporter.step(
             f"  signed {item.artifact.name}  rekor log index {item.log_index}"
         ),
@@ -218,7 +245,9 @@ def publish_step(
             on_rate_limit=reporter.rate_limit,
         )
     verb = "Checking what would be published" if request.dry_run else "Publishing"
-    reporter.step(f"{verb}: signatures to the generic registry, then packages to PyPI")
+    reporter.step(
+        f"{verb}: signatures to the generic registry, then packages to GitLab's PyPI registry"
+    )
     try:
         return publish_release(
             client,
@@ -236,12 +265,50 @@ def publish_step(
             client.close()
 
 
+def pypi_step(
+    settings: Settings, request: ReleaseRequest, artifacts: list[Artifact], reporter: Reporter
+) -> IndexResult:
+    """Each file with its PEP 740 attestation to the PyPI index (Trusted Publishing or a token)."""
+    from poetry_gitlab_release.pypi.index import IndexConnection, IndexURLs
+    from poetry_gitlab_release.pypi.publish import publish_release
+    from poetry_gitlab_release.release.render import STATUS_TEXT
+    from poetry_gitlab_release.tls import ssl_context
+
+    urls = IndexURLs.from_upload_url(settings.pypi_url, allow_http=True)  # checked in settings
+    id_token, api_token = settings.pypi_id_token, settings.pypi_api_token
+    how = "Trusted Publishing" if id_token else ("an API token" if api_token else "no token")
+    verb = "Checking what would be published to" if request.dry_run else "Publishing to"
+    reporter.step(f"{verb} the PyPI index {urls.upload} ({how})")
+    statuses = {"skipped": "present"}
+    with IndexConnection(urls, verify=ssl_context(None)) as connection:
+        return publish_release(
+            connection,
+            name=request.name,
+            version=request.version.value,
+            files=[artifact.path for artifact in artifacts],
+            id_token=None if id_token is None else id_token.reveal(),
+            api_token=None if api_token is None else api_token.reveal(),
+            in_ci=settings.in_ci,
+            dry_run=request.dry_run,
+            on_file=lambda item: reporter.step(
+                f"  {item.name}  "
+                f"{STATUS_TEXT.get(statuses.get(item.status, item.status), item.status)}"
+                + (
+                    " + PEP 740 attestation"
+                    if item.attestation and item.status == "uploaded"
+                    else ""
+                )
+            ),
+        )
+
+
 def manifest_step(
     settings: Settings,
     request: ReleaseRequest,
     artifacts: list[Artifact],
     expected: ExpectedIdentity | None,
     publish: PublishResult | None,
+    pypi: IndexResult | None = None,
 ) -> ManifestResult:
     """Write dist/release.json, after checking no artifact changed during the release."""
     from poetry_gitlab_release.gitlab.urls import pypi_simple_url
@@ -261,5 +328,12 @@ def manifest_step(
     current = load_artifacts(request.dist_dir, request.name, request.version.value)
     if [a.sha256 for a in current] != [a.sha256 for a in artifacts]:
         raise VerificationError(f"the artifacts in {request.dist_dir} changed during the release")
-    document: dict[str, Any] = build_manifest(facts, artifacts, expected=expected, publish=publish)
+    document: dict[str, Any] = build_manifest(
+        facts,
+        artifacts,
+        expected=expected,
+        publish=publish,
+        targets=settings.targets,
+        pypi=None if pypi is None else pypi.to_json(),
+    )
     return write_manifest(request.dist_dir, document)

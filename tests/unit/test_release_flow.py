@@ -136,7 +136,9 @@ def test_sign_verify_publish_reports_each_step_in_order_and_writes_the_manifest(
     assert steps[1].startswith("  signed demo_pkg-1.0.0.tar.gz  rekor log index ")
     assert steps[2].startswith("Verifying against https://")
     assert steps[3] == "  verified demo_pkg-1.0.0.tar.gz + PEP 740 attestation"
-    assert steps[4] == "Publishing: signatures to the generic registry, then packages to PyPI"
+    assert steps[4] == (
+        "Publishing: signatures to the generic registry, then packages to GitLab's PyPI registry"
+    )
     assert any(
         kind == "detail" and text.startswith("  signer https://") for kind, text in reporter.lines
     )

@@ -7,6 +7,8 @@ the identity token names a project that exists on the GitLab stand-in.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox.gitlab import GitLabStandIn
 from sandbox.sigstore import SigstoreStandIn
 
@@ -22,13 +24,25 @@ def release_job_environment(
     ref_type: str = "tag",
     ci_config_path: str = ".gitlab-ci.yml",
     token_lifetime: int = 600,
+    environment: str | None = None,
+    **claims: object,
 ) -> dict[str, str]:
     """CI variables + SIGSTORE_ID_TOKEN + CI_JOB_TOKEN of a job in `project_path` at `ref`.
 
     Also sets GITLAB_RELEASE_TRUST_CONFIG to the Sigstore stand-in's trust configuration, which
-    a real job would pass as --trust-config for a private Sigstore.
+    a real job would pass as --trust-config for a private Sigstore. The token's project_id,
+    namespace_id and namespace_path are the GitLab stand-in's, as real GitLab puts the
+    project's own ids in every job's token; `environment` is the job's deployment environment;
+    `claims` replaces any other claim (e.g. runner_environment="self-hosted").
     """
-    project_id = gitlab.project_id(project_path)
+    project = gitlab.scenario.project(project_path)
+    if project is None:
+        raise KeyError(project_path)
+    project_id = project.id
+    overrides: dict[str, Any] = dict(claims)
+    namespace = gitlab.scenario.groups.get(project.namespace_id)
+    if namespace is not None:
+        overrides.setdefault("namespace_path", namespace.full_path)
     token = sigstore.mint_token(
         project_path=project_path,
         project_id=project_id,
@@ -37,9 +51,14 @@ def release_job_environment(
         ci_config_path=ci_config_path,
         server_url=gitlab.url,
         lifetime=token_lifetime,
+        namespace_id=project.namespace_id,
+        environment=environment,
+        **overrides,
     )
-    environment = sigstore.ci_environment(token)
-    environment.update(
+    variables = sigstore.ci_environment(token)
+    if environment:
+        variables["CI_ENVIRONMENT_NAME"] = environment
+    variables.update(
         {
             "CI_SERVER_URL": gitlab.url,
             "CI_API_V4_URL": gitlab.api_url,
@@ -49,4 +68,4 @@ def release_job_environment(
             "GITLAB_RELEASE_TRUST_CONFIG": str(sigstore.trust_config_path),
         }
     )
-    return environment
+    return variables

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from poetry_gitlab_release.consumer.flow import IdentityOptions, expected_identity
-from poetry_gitlab_release.consumer.material import MaterialKind, SignatureMaterial
 from poetry_gitlab_release.errors import ConfigError, NotFoundError
 from poetry_gitlab_release.gitlab.simple_index import IndexFile
-from poetry_gitlab_release.identity import ExpectedIdentity
 from poetry_gitlab_release.signing.claims import ClaimPolicy
+from poetry_gitlab_release.signing.identity import ExpectedIdentity
+from poetry_gitlab_release.signing.material import MaterialKind, SignatureMaterial
+from poetry_gitlab_release.verify.flow import IdentityOptions, expected_identity
 from poetry_gitlab_release.verify.lock import (
     LockOptions,
     ProjectFacts,

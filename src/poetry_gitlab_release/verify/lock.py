@@ -43,9 +43,9 @@ from poetry_gitlab_release.verify.pins import (
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
 
-    from poetry_gitlab_release.consumer.material import SignatureMaterial
     from poetry_gitlab_release.gitlab.simple_index import IndexFile
-    from poetry_gitlab_release.identity import ExpectedIdentity
+    from poetry_gitlab_release.signing.identity import ExpectedIdentity
+    from poetry_gitlab_release.signing.material import SignatureMaterial
 
 T = TypeVar("T")
 
@@ -296,7 +296,7 @@ def _gitlab_file(
     pins: PinStore | None,
     once: _Once,
 ) -> LockRow:
-    from poetry_gitlab_release.consumer.check import verify_file
+    from poetry_gitlab_release.signing.check import verify_file
 
     assert file.sha256 is not None and source.simple_url is not None
     project_ref = source.project

@@ -107,7 +107,7 @@ def verify_provenance(
     verifier: Verifier, provenance: Any, *, filename: str, sha256: str
 ) -> ProvenanceCheck:
     """Every attestation of every bundle must verify for this file and its publisher."""
-    from poetry_gitlab_release.consumer.material import (
+    from poetry_gitlab_release.signing.material import (
         MaterialKind,
         SignatureMaterial,
         check_statement,

@@ -20,13 +20,8 @@ from poetry_gitlab_release.gitlab.simple_index import IndexFile
 from poetry_gitlab_release.signing.claims import ClaimPolicy
 from poetry_gitlab_release.signing.identity import ExpectedIdentity
 from poetry_gitlab_release.signing.material import MaterialKind, SignatureMaterial
-from poetry_gitlab_release.verify.flow import IdentityOptions, expected_identity
-from poetry_gitlab_release.verify.lock import (
-    LockOptions,
-    ProjectFacts,
-    RowStatus,
-    verify_lock,
-)
+from poetry_gitlab_release.verify.flow import IdentityOptions, ProjectFacts, expected_identity
+from poetry_gitlab_release.verify.lock import LockOptions, RowStatus, verify_lock
 from poetry_gitlab_release.verify.lockfile import (
     LockedFile,
     LockedPackage,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from poetry_gitlab_release.errors import GitlabReleaseError
 from poetry_gitlab_release.signing.claims import ClaimPolicy, GitLabClaims
+from poetry_gitlab_release.verify.flow import ProjectFacts
 from poetry_gitlab_release.verify.lockfile import (
     LockedFile,
     LockedPackage,
@@ -36,6 +37,7 @@ from poetry_gitlab_release.verify.pins import (
     PinStatus,
     PinStore,
     Signer,
+    claim_policy_with_ids,
     normalize,
     observed_gitlab_pin,
 )
@@ -48,15 +50,6 @@ if TYPE_CHECKING:
     from poetry_gitlab_release.signing.material import SignatureMaterial
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ProjectFacts:
-    """A GitLab project as GitLab describes it now (GET /projects/:id)."""
-
-    id: str
-    path: str
-    namespace_id: str | None
 
 
 class LockBackend(Protocol):
@@ -374,21 +367,13 @@ def _gitlab_file(
 
 
 def _claim_policy(options: LockOptions, facts: ProjectFacts, pinned: Pin | None) -> ClaimPolicy:
-    """The user's policy + the project's ids: pinned ones first, else GitLab's answer now.
-
-    With --accept-signer-change the pin is not an expectation (it is about to be replaced);
-    the project GitLab names now still is.
-    """
-    policy = options.claims
-    signer = pinned.signers[0] if pinned and pinned.signers else None
-    if signer is not None and signer.kind == "GitLab" and not options.accept_signer_change:
-        policy = policy.with_defaults(
-            project_id=(signer.project_id, "pinned in gitlab-verify.lock"),
-            namespace_id=(signer.namespace_id, "pinned in gitlab-verify.lock"),
-        )
-    return policy.with_defaults(
-        project_id=(facts.id, f"the id GitLab gives project {facts.path}"),
-        namespace_id=(facts.namespace_id, f"the namespace id of project {facts.path}"),
+    return claim_policy_with_ids(
+        options.claims,
+        pinned,
+        project_id=facts.id,
+        namespace_id=facts.namespace_id,
+        where=facts.path,
+        accept_change=options.accept_signer_change,
     )
 
 

@@ -37,14 +37,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from poetry_gitlab_release.errors import ConfigError
-from poetry_gitlab_release.signing.claims import GitLabClaims
+from poetry_gitlab_release.signing.claims import ClaimPolicy, GitLabClaims
+from poetry_gitlab_release.signing.results import FileResult, Verdict
 
 PINS_FILE = "gitlab-verify.lock"
 PINS_VERSION = 1
@@ -349,3 +350,51 @@ def observed_gitlab_pin(name: str, claims: Iterable[GitLabClaims | None]) -> Pin
         if signer not in signers:
             signers.append(signer)
     return Pin(name=name, signed=bool(signers), signers=tuple(signers))
+
+
+def claim_policy_with_ids(
+    base: ClaimPolicy,
+    pinned: Pin | None,
+    *,
+    project_id: str | None,
+    namespace_id: str | None,
+    where: str,
+    accept_change: bool,
+) -> ClaimPolicy:
+    """The user's policy, then the pinned ids, then the ids GitLab gives the project now.
+
+    An explicit --project-id/--namespace-id wins; a pin comes next, unless its change is being
+    accepted (it is about to be replaced); what GitLab says about the project being verified
+    fills the rest.
+    """
+    policy = base
+    signer = pinned.signers[0] if pinned and pinned.signers else None
+    if signer is not None and signer.kind == "GitLab" and not accept_change:
+        policy = policy.with_defaults(
+            project_id=(signer.project_id, f"pinned in {PINS_FILE}"),
+            namespace_id=(signer.namespace_id, f"pinned in {PINS_FILE}"),
+        )
+    return policy.with_defaults(
+        project_id=(project_id, f"the id GitLab gives project {where}"),
+        namespace_id=(namespace_id, f"the namespace id of project {where}"),
+    )
+
+
+def apply_pin(
+    results: Sequence[FileResult], store: PinStore, name: str, *, accept_change: bool
+) -> tuple[list[FileResult], PinCheck | None]:
+    """Compare a verified release with its pin; a change fails every file of it.
+
+    Only a release whose every file verified is compared (and pinned on first use): a failure
+    is reported as itself and never becomes the trusted signer.
+    """
+    if not results or not all(result.ok for result in results):
+        return list(results), None
+    check = store.check(
+        observed_gitlab_pin(name, [result.claims for result in results]),
+        accept_change=accept_change,
+    )
+    if check.status is not PinStatus.CHANGED:
+        return list(results), check
+    message = check.message(store.path)
+    return [replace(r, verdict=Verdict.FAILED, reason=message) for r in results], check

@@ -232,7 +232,7 @@ def resolve_target(
             project: str = settings.project
             path = settings.project_path
         else:
-            project, path = _owning_project(client, group, requirement)
+            project, path = owning_project(client, group, requirement)
     else:
         project = settings.require_project()
         path = settings.project_path
@@ -254,7 +254,7 @@ def resolve_target(
     )
 
 
-def _owning_project(
+def owning_project(
     client: GitLabClient, group: str, requirement: Requirement
 ) -> tuple[str, str | None]:
     """The one project of `group` that holds the package (the group index does not say).

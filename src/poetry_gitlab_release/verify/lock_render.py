@@ -42,7 +42,9 @@ def render_table(report: LockReport, style: bool = True) -> list[str]:
     for row, cells in zip(report.rows, rows, strict=True):
         tag = None
         if style:
-            tag = "error" if not row.ok else ("info" if row.status.value == "verified" else "comment")
+            tag = (
+                "error" if not row.ok else ("info" if row.status.value == "verified" else "comment")
+            )
         lines.append(line(cells, tag))
     return lines
 

@@ -83,6 +83,7 @@ def result_dict(result: FileResult) -> dict[str, Any]:
         "commit": result.commit,
         "job_url": result.job_url,
         "log_index": result.log_index,
+        "claims": None if result.claims is None else result.claims.as_dict(),
     }
 
 
@@ -95,6 +96,8 @@ def render_json(report: Report) -> str:
         "counts": report.counts,
         "dest": None if report.dest is None else str(report.dest),
         "installed": report.installed,
+        "pin": report.pin,
+        "pins_file": report.pins_file,
         "files": [result_dict(result) for result in report.results],
     }
     return json.dumps(document, indent=2)

@@ -165,7 +165,8 @@ def extension_text(cert: Certificate, number: int) -> str | None:
         return None
 
 
-def san_uri(cert: Certificate) -> str | None:
+def san_uris(cert: Certificate) -> list[str]:
+    """The certificate's URI subject alternative names (Fulcio's GitLab SAN is one)."""
     from cryptography.x509 import (
         ExtensionNotFound,
         SubjectAlternativeName,
@@ -175,9 +176,12 @@ def san_uri(cert: Certificate) -> str | None:
     try:
         san = cert.extensions.get_extension_for_class(SubjectAlternativeName).value
     except ExtensionNotFound:
-        return None
-    values = san.get_values_for_type(UniformResourceIdentifier)
-    return values[0] if values else None
+        return []
+    return list(san.get_values_for_type(UniformResourceIdentifier))
+
+
+def san_uri(cert: Certificate) -> str | None:
+    return next(iter(san_uris(cert)), None)
 
 
 def read_claims(cert: Certificate) -> GitLabClaims:

@@ -27,26 +27,17 @@ def _row_cells(row: LockRow) -> tuple[str, ...]:
 
 
 def render_table(report: LockReport, style: bool = True) -> list[str]:
-    rows = [_row_cells(row) for row in report.rows]
-    widths = [len(column) for column in TABLE_COLUMNS]
-    for cells in rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, cells, strict=True)]
+    from poetry_gitlab_release.verify.render import aligned_table
 
-    def line(cells: tuple[str, ...], tag: str | None = None) -> str:
-        padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
-        if tag:
-            padded[-1] = f"<{tag}>{cells[-1]}</{tag}>"
-        return "  ".join(padded).rstrip()
-
-    lines = [line(TABLE_COLUMNS), "  ".join("-" * width for width in widths)]
-    for row, cells in zip(report.rows, rows, strict=True):
-        tag = None
-        if style:
-            tag = (
-                "error" if not row.ok else ("info" if row.status.value == "verified" else "comment")
-            )
-        lines.append(line(cells, tag))
-    return lines
+    tags: list[str | None] = []
+    for row in report.rows:
+        if not style:
+            tags.append(None)
+        elif not row.ok:
+            tags.append("error")
+        else:
+            tags.append("info" if row.status.value == "verified" else "comment")
+    return aligned_table(TABLE_COLUMNS, [_row_cells(row) for row in report.rows], tags)
 
 
 def row_dict(row: LockRow) -> dict[str, Any]:

@@ -63,7 +63,8 @@ class VerifyCommand(GitlabCommand):
         argument(
             "targets",
             "`name==version` or `name` (latest release) from the registry, or paths of local "
-            "files (wheels, sdists, any artifact).",
+            "files (wheels, sdists, any artifact); none with --lock.",
+            optional=True,
             multiple=True,
         )
     ]

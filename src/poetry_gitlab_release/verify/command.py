@@ -550,6 +550,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
             bundle=self._existing_file("bundle"),
             online_log=not offline,
             progress=self._progress,
+            claims=self._claim_policy(),
         )
 
     # --- output -------------------------------------------------------------------------------

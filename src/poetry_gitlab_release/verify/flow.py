@@ -159,6 +159,7 @@ def verify_local(
     bundle: Path | None,
     online_log: bool,
     progress: Progress = lambda _: None,
+    claims: ClaimPolicy | None = None,
 ) -> Report:
     from poetry_gitlab_release.files import sha256_file
 
@@ -188,6 +189,7 @@ def verify_local(
             material=material,
             expected=expected,
             online_log=online_log,
+            claims=claims,
         )
         if result.verdict is Verdict.UNSIGNED:
             where = f"{bundle_dir} or {path.parent}" if bundle_dir else str(path.parent)

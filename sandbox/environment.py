@@ -24,16 +24,25 @@ def release_job_environment(
     ref_type: str = "tag",
     ci_config_path: str = ".gitlab-ci.yml",
     token_lifetime: int = 600,
+    identity_server: str | None = None,
     environment: str | None = None,
     **claims: object,
 ) -> dict[str, str]:
-    """CI variables + SIGSTORE_ID_TOKEN + CI_JOB_TOKEN of a job in `project_path` at `ref`.
+    """CI variables + SIGSTORE_ID_TOKEN + PYPI_ID_TOKEN + CI_JOB_TOKEN of a job in
+    `project_path` at `ref`.
 
     Also sets GITLAB_RELEASE_TRUST_CONFIG to the Sigstore stand-in's trust configuration, which
-    a real job would pass as --trust-config for a private Sigstore. The token's project_id,
-    namespace_id and namespace_path are the GitLab stand-in's, as real GitLab puts the
-    project's own ids in every job's token; `environment` is the job's deployment environment;
-    `claims` replaces any other claim (e.g. runner_environment="self-hosted").
+    a real job would pass as --trust-config for a private Sigstore.
+
+    `identity_server="https://gitlab.com"` (with a Sigstore stand-in whose issuer is
+    https://gitlab.com) makes the job's ID tokens and certificates speak as gitlab.com, which
+    PyPI's Trusted Publishing and pypi-attestations' GitLab policy require, while its API stays
+    the GitLab stand-in; the expected signer is then given as GITLAB_RELEASE_ISSUER/IDENTITY.
+
+    The tokens' project_id, namespace_id and namespace_path are the GitLab stand-in's, as real
+    GitLab puts the project's own ids in every job's token; `environment` is the job's
+    deployment environment; `claims` replaces any other claim (e.g.
+    runner_environment="self-hosted").
     """
     project = gitlab.scenario.project(project_path)
     if project is None:
@@ -43,21 +52,31 @@ def release_job_environment(
     namespace = gitlab.scenario.groups.get(project.namespace_id)
     if namespace is not None:
         overrides.setdefault("namespace_path", namespace.full_path)
-    token = sigstore.mint_token(
-        project_path=project_path,
-        project_id=project_id,
-        ref=ref,
-        ref_type=ref_type,
-        ci_config_path=ci_config_path,
-        server_url=gitlab.url,
-        lifetime=token_lifetime,
-        namespace_id=project.namespace_id,
-        environment=environment,
-        **overrides,
-    )
+
+    def mint(audience: str) -> str:
+        return sigstore.mint_token(
+            project_path=project_path,
+            project_id=project_id,
+            ref=ref,
+            ref_type=ref_type,
+            ci_config_path=ci_config_path,
+            server_url=identity_server or gitlab.url,
+            audience=audience,
+            lifetime=token_lifetime,
+            namespace_id=project.namespace_id,
+            environment=environment,
+            **overrides,
+        )
+
+    token = mint("sigstore")
     variables = sigstore.ci_environment(token)
     if environment:
         variables["CI_ENVIRONMENT_NAME"] = environment
+    # `id_tokens: {PYPI_ID_TOKEN: {aud: pypi}}`: what PyPI's Trusted Publishing exchanges.
+    variables["PYPI_ID_TOKEN"] = mint("pypi")
+    if identity_server is not None:
+        variables["GITLAB_RELEASE_ISSUER"] = sigstore.issuer
+        variables["GITLAB_RELEASE_IDENTITY"] = sigstore.expected_identity(token)
     variables.update(
         {
             "CI_SERVER_URL": gitlab.url,

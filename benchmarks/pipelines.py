@@ -28,9 +28,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.gitlab.client import GitLabClient
-from poetry_gitlab_release.gitlab.pipelines import FetchOptions, PipelineFetcher
-from poetry_gitlab_release.settings import resolve_settings
+from poetry_gitlab_release.pipelines.fetch import FetchOptions, PipelineFetcher
 from sandbox.gitlab import GitLabStandIn, Scenario
 
 GROUP = "acme"

@@ -59,9 +59,9 @@ def bench_signing(count: int) -> None:
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
 
+    from poetry_gitlab_release.config.settings import Secret
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.sign import hashed, load_trust_config, sign_artifacts
-    from poetry_gitlab_release.settings import Secret
     from sandbox.sigstore import SigstoreStandIn
 
     with tempfile.TemporaryDirectory() as scratch, SigstoreStandIn() as standin:
@@ -114,13 +114,13 @@ def bench_signing(count: int) -> None:
 
 def child(config: dict[str, str]) -> None:
     """Runs in a fresh process: verify, then publish, the big artifact; prints memory figures."""
+    from poetry_gitlab_release.config.settings import resolve_settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
-    from poetry_gitlab_release.identity import ExpectedIdentity
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.publish import PublishTarget, publish_release
     from poetry_gitlab_release.release.sign import load_trust_config
     from poetry_gitlab_release.release.verify import verify_artifacts
-    from poetry_gitlab_release.settings import resolve_settings
+    from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
     dist = Path(config["dist"])
     settings = resolve_settings(
@@ -161,9 +161,9 @@ def child(config: dict[str, str]) -> None:
 
 
 def bench_memory(size_mb: int) -> None:
+    from poetry_gitlab_release.config.settings import Secret
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.sign import load_trust_config, sign_artifacts
-    from poetry_gitlab_release.settings import Secret
     from sandbox.gitlab import GitLabStandIn
     from sandbox.sigstore import SigstoreStandIn
 

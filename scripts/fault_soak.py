@@ -427,10 +427,10 @@ def scenarios(harness: Harness, log: Callable[[str], None]) -> None:
 
 def _publish_packages_only(self: Harness) -> int:
     """Upload wheel and sdist alone, as an interrupted earlier release would have left them."""
+    from poetry_gitlab_release.config.settings import resolve_settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.uploads import pypi_fields, upload_pypi
     from poetry_gitlab_release.gitlab.urls import pypi_upload_url
-    from poetry_gitlab_release.settings import resolve_settings
 
     settings = resolve_settings(
         {"host": self.gitlab.url, "token": self.gitlab.tokens.personal, "project": PROJECT_PATH},

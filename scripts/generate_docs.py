@@ -85,7 +85,7 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "issuer": "Expected OIDC issuer; the GitLab URL by default.",
 }
 
-# How each parser in settings.py reads its value; any other parser falls back to _Spec.expected.
+# How each parser in config/settings.py reads its value; any other parser falls back to _Spec.expected.
 VALUE_KINDS: dict[str, str] = {
     "_as_str": "string",
     "_as_url": "URL",
@@ -231,7 +231,7 @@ def pyproject_readers() -> str:
 
 
 def render_configuration() -> str:
-    from poetry_gitlab_release import settings
+    from poetry_gitlab_release.config import settings
 
     specs = settings._SPECS
     undocumented = [spec.key for spec in specs if spec.key not in KEY_DESCRIPTIONS]
@@ -281,7 +281,7 @@ def render_configuration() -> str:
             BANNER,
             "# Configuration\n",
             (
-                "Every setting is resolved in one place (`settings.py`), from these sources, the "
+                "Every setting is resolved in one place (`config/settings.py`), from these sources, the "
                 "first that has a value winning:\n"
             ),
             (

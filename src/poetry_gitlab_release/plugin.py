@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "gitlab-release": ("poetry_gitlab_release.commands.release", "ReleaseCommand"),
-    "gitlab-verify": ("poetry_gitlab_release.commands.verify", "VerifyCommand"),
-    "gitlab-pipelines": ("poetry_gitlab_release.commands.pipelines", "PipelinesCommand"),
+    "gitlab-release": ("poetry_gitlab_release.release.command", "ReleaseCommand"),
+    "gitlab-verify": ("poetry_gitlab_release.verify.command", "VerifyCommand"),
+    "gitlab-pipelines": ("poetry_gitlab_release.pipelines.command", "PipelinesCommand"),
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 from cleo.io.outputs.output import Verbosity
 from cleo.testers.command_tester import CommandTester
 
-from poetry_gitlab_release.commands.pipelines import PipelinesCommand
+from poetry_gitlab_release.pipelines.command import PipelinesCommand
 from sandbox.gitlab import GitLabStandIn, Scenario
 from sandbox.gitlab.scenario import pipeline_truth
 from tests.fixtures.poetry import PoetryCli

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ApiError, GitlabReleaseError
 from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
-from poetry_gitlab_release.settings import resolve_settings
 from tests.fixtures.figures import record
 
 HOST = "https://gitlab.example.com"

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poetry_gitlab_release.errors import EXIT_USAGE, ConfigError
-from poetry_gitlab_release.settings import (
+from poetry_gitlab_release.config.settings import (
     PYPROJECT_KEYS,
     SPECS,
     Settings,
@@ -19,6 +18,7 @@ from poetry_gitlab_release.settings import (
     resolve_settings,
     with_poetry_certificate,
 )
+from poetry_gitlab_release.errors import EXIT_USAGE, ConfigError
 from tests.fixtures.figures import record
 
 SECRET = "glpat-SETTINGS-secret-91f2"

@@ -21,15 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poetry_gitlab_release.consumer.check import verify_file
-from poetry_gitlab_release.consumer.flow import parse_requirement
-from poetry_gitlab_release.consumer.material import (
-    MaterialKind,
-    SignatureMaterial,
-    check_statement,
-    parse_material,
-)
-from poetry_gitlab_release.consumer.report import Verdict
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ApiError, GitlabReleaseError, VerificationError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.downloads import download_file, fetch_small_file
@@ -41,8 +33,16 @@ from poetry_gitlab_release.gitlab.simple_index import (
     parse_simple_page,
     select_release,
 )
-from poetry_gitlab_release.identity import ExpectedIdentity
-from poetry_gitlab_release.settings import resolve_settings
+from poetry_gitlab_release.signing.check import verify_file
+from poetry_gitlab_release.signing.identity import ExpectedIdentity
+from poetry_gitlab_release.signing.material import (
+    MaterialKind,
+    SignatureMaterial,
+    check_statement,
+    parse_material,
+)
+from poetry_gitlab_release.signing.results import Verdict
+from poetry_gitlab_release.verify.flow import parse_requirement
 from tests.fixtures.figures import record
 
 PAGE = "https://gitlab.example.com/api/v4/projects/7/packages/pypi/simple/hello/"

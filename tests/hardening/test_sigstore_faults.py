@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from poetry_gitlab_release.config.settings import Secret
 from poetry_gitlab_release.errors import EXIT_FAILURE, SigningError
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
 from poetry_gitlab_release.release.sign import load_trust_config, sign_artifacts
-from poetry_gitlab_release.settings import Secret
 from sandbox.sigstore import SigstoreStandIn
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,
@@ -14,7 +15,6 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
 )
 from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy, file_chunks
-from poetry_gitlab_release.settings import resolve_settings
 
 HOST = "https://gitlab.example.com"
 TOKEN = "glpat-client-secret"

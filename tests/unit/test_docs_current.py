@@ -37,7 +37,7 @@ def test_every_command_has_a_page_in_the_nav() -> None:
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    from poetry_gitlab_release.settings import _SPECS
+    from poetry_gitlab_release.config.settings import _SPECS
 
     page = (ROOT / "docs" / "reference" / "configuration.md").read_text(encoding="utf-8")
     for spec in _SPECS:

@@ -18,14 +18,14 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
-from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
-from poetry_gitlab_release.settings import (
+from poetry_gitlab_release.config.settings import (
     Settings,
-    load_client_certificate,
     resolve_settings,
     with_poetry_client_certificate,
 )
+from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
+from poetry_gitlab_release.gitlab.client import Auth, GitLabClient, RetryPolicy
+from poetry_gitlab_release.tls import load_client_certificate
 from sandbox.gitlab import GitLabStandIn
 
 POETRY_CLIENT_CERT = "Poetry's certificates.gitlab.client-cert"

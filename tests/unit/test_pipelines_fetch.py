@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,
@@ -16,7 +17,7 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
 )
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
-from poetry_gitlab_release.gitlab.pipelines import (
+from poetry_gitlab_release.pipelines.fetch import (
     FetchOptions,
     PipelineFetcher,
     composite_status,
@@ -26,7 +27,6 @@ from poetry_gitlab_release.gitlab.pipelines import (
     query_complexity,
 )
 from poetry_gitlab_release.pipelines.filters import parse_ref
-from poetry_gitlab_release.settings import resolve_settings
 
 HOST = "https://gitlab.example"
 Handler = Callable[[httpx.Request], httpx.Response]

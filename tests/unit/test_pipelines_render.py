@@ -5,22 +5,22 @@ import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from poetry_gitlab_release.output.openmetrics import render_openmetrics
-from poetry_gitlab_release.output.pipelines_json import SCHEMA, snapshot_document
-from poetry_gitlab_release.output.pipelines_table import (
-    Painter,
-    clean,
-    format_age,
-    format_duration,
-    render_table,
-    supports_unicode,
-)
+from poetry_gitlab_release.pipelines.json_output import SCHEMA, snapshot_document
 from poetry_gitlab_release.pipelines.model import (
     FailedJob,
     PipelineInfo,
     ProjectRow,
     Snapshot,
     StageStatus,
+)
+from poetry_gitlab_release.pipelines.openmetrics import render_openmetrics
+from poetry_gitlab_release.pipelines.table import (
+    Painter,
+    clean,
+    format_age,
+    format_duration,
+    render_table,
+    supports_unicode,
 )
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)

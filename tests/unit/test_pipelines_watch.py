@@ -5,8 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from poetry_gitlab_release.errors import AuthenticationError, NetworkError
-from poetry_gitlab_release.output.pipelines_table import Painter
-from poetry_gitlab_release.output.watch import (
+from poetry_gitlab_release.pipelines.model import PipelineInfo, ProjectRow, Snapshot
+from poetry_gitlab_release.pipelines.table import Painter
+from poetry_gitlab_release.pipelines.watch import (
     CLEAR_BELOW,
     CLEAR_SCREEN,
     HIDE_CURSOR,
@@ -17,7 +18,6 @@ from poetry_gitlab_release.output.watch import (
     frame,
     watch,
 )
-from poetry_gitlab_release.pipelines.model import PipelineInfo, ProjectRow, Snapshot
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from poetry_gitlab_release.config.settings import Secret, resolve_settings
 from poetry_gitlab_release.errors import ConfigError, SigningError, VerificationError
 from poetry_gitlab_release.files import sha256_file
-from poetry_gitlab_release.identity import ExpectedIdentity
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
 from poetry_gitlab_release.release.sign import (
     check_identity_token,
@@ -20,7 +20,7 @@ from poetry_gitlab_release.release.sign import (
     sign_artifacts,
 )
 from poetry_gitlab_release.release.verify import expected_identity, verify_artifacts
-from poetry_gitlab_release.settings import Secret, resolve_settings
+from poetry_gitlab_release.signing.identity import ExpectedIdentity
 from sandbox.sigstore import SigstoreStandIn
 
 ISSUER = "http://127.0.0.1:8929"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from poetry_gitlab_release.commands.release import parse_steps
 from poetry_gitlab_release.errors import UsageError
+from poetry_gitlab_release.release.command import parse_steps
 
 
 @pytest.mark.parametrize(

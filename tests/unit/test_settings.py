@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from poetry_gitlab_release.errors import EXIT_USAGE, ConfigError
-from poetry_gitlab_release.settings import (
+from poetry_gitlab_release.config.settings import (
     Secret,
     TokenKind,
     pyproject_table,
     resolve_settings,
 )
+from poetry_gitlab_release.errors import EXIT_USAGE, ConfigError
 
 CI_ENV = {
     "GITLAB_CI": "true",

@@ -14,9 +14,14 @@ from pathlib import Path
 import pytest
 import trustme
 
+from poetry_gitlab_release.config.settings import (
+    Settings,
+    resolve_settings,
+    with_poetry_certificate,
+)
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, ConfigError, TLSError
-from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy, ssl_context
-from poetry_gitlab_release.settings import Settings, resolve_settings, with_poetry_certificate
+from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+from poetry_gitlab_release.tls import ssl_context
 from sandbox.gitlab import GitLabStandIn
 
 POETRY_CERT_SOURCE = "Poetry's certificates.gitlab.cert"

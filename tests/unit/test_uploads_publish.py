@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from poetry_gitlab_release.config.settings import Settings, resolve_settings
 from poetry_gitlab_release.errors import ConflictError, VerificationError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.uploads import MultipartBody, pypi_fields, upload_pypi
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
 from poetry_gitlab_release.release.publish import PublishTarget, publish_release
-from poetry_gitlab_release.settings import Settings, resolve_settings
 from sandbox.gitlab import GitLabStandIn
 from sandbox.gitlab.multipart import parse_multipart
 

@@ -12,22 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from poetry_gitlab_release.consumer.flow import (
-    IdentityOptions,
-    Requirement,
-    expected_identity,
-    local_material,
-    parse_requirement,
-)
-from poetry_gitlab_release.consumer.material import (
-    MalformedMaterialError,
-    MaterialKind,
-    SignatureMaterial,
-    attestation_to_bundle_json,
-    check_statement,
-    parse_material,
-)
-from poetry_gitlab_release.consumer.report import FileResult, Report, Verdict
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ConfigError, NotFoundError, UsageError, VerificationError
 from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
 from poetry_gitlab_release.gitlab.downloads import download_file, fetch_small_file
@@ -38,8 +23,24 @@ from poetry_gitlab_release.gitlab.simple_index import (
     parse_simple_page,
     select_release,
 )
-from poetry_gitlab_release.output.verify import render_json, render_junit, render_table
-from poetry_gitlab_release.settings import resolve_settings
+from poetry_gitlab_release.signing.material import (
+    MalformedMaterialError,
+    MaterialKind,
+    SignatureMaterial,
+    attestation_to_bundle_json,
+    check_statement,
+    parse_material,
+)
+from poetry_gitlab_release.signing.results import FileResult, Verdict
+from poetry_gitlab_release.verify.flow import (
+    IdentityOptions,
+    Requirement,
+    expected_identity,
+    local_material,
+    parse_requirement,
+)
+from poetry_gitlab_release.verify.render import render_json, render_junit, render_table
+from poetry_gitlab_release.verify.report import Report
 
 API = "https://gitlab.example.com/api/v4"
 PAGE = f"{API}/projects/1/packages/pypi/simple/my-pkg/"
@@ -479,7 +480,7 @@ def test_empty_report_is_not_ok() -> None:
 
 
 def test_help_documents_options_identity_and_exit_codes() -> None:
-    from poetry_gitlab_release.commands.verify import VerifyCommand
+    from poetry_gitlab_release.verify.command import VerifyCommand
 
     command = VerifyCommand()
     for option in command.options:
@@ -491,7 +492,7 @@ def test_help_documents_options_identity_and_exit_codes() -> None:
 
 def test_group_without_the_group_packages_api_falls_back_to_its_projects() -> None:
     """Older GitLab has no `GET /groups/:id/packages`: each project of the group is asked."""
-    from poetry_gitlab_release.consumer.flow import Requirement, _owning_project
+    from poetry_gitlab_release.verify.flow import Requirement, _owning_project
 
     asked: list[str] = []
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cleo.testers.command_tester import CommandTester
 
-from poetry_gitlab_release.commands.verify import VerifyCommand
+from poetry_gitlab_release.verify.command import VerifyCommand
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "sigstore"
 CONFORMANCE = TESTDATA / "conformance-bundle-verify"

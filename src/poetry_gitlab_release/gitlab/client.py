@@ -32,21 +32,15 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from poetry_gitlab_release.config.settings import Credential, Settings, TokenKind
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,
-    ConfigError,
     NetworkError,
     NotFoundError,
-    TLSError,
 )
 from poetry_gitlab_release.files import CHUNK_SIZE, read_chunks
-from poetry_gitlab_release.settings import (
-    Credential,
-    Settings,
-    TokenKind,
-    load_client_certificate,
-)
+from poetry_gitlab_release.tls import client_cert_alert, ssl_context, tls_error, tls_failure
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
@@ -79,32 +73,6 @@ class RetryPolicy:
             return min(retry_after, self.max_delay)
         backoff: float = self.base_delay * (2 ** (attempt - 1))
         return min(backoff * (0.5 + random.random() / 2), self.max_delay)
-
-
-def ssl_context(
-    ca_file: Path | None, client_cert: Path | None = None, client_cert_source: str = "client-cert"
-) -> ssl.SSLContext:
-    """A verifying context: the given CA bundle, else SSL_CERT_FILE/SSL_CERT_DIR, else certifi;
-    with `client_cert` (one PEM file: certificate and private key) loaded for mutual TLS."""
-    context = _verifying_context(ca_file)
-    if client_cert is not None:
-        load_client_certificate(context, client_cert, client_cert_source)
-    return context
-
-
-def _verifying_context(ca_file: Path | None) -> ssl.SSLContext:
-    if ca_file is not None:
-        try:
-            return ssl.create_default_context(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load CA file {str(ca_file)!r}: {exc}") from None
-    try:
-        return httpx.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR, else certifi
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"cannot load the CA bundle named by SSL_CERT_FILE or SSL_CERT_DIR: {exc}",
-            hint="fix or unset the variable, or pass --ca-file",
-        ) from None
 
 
 def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
@@ -480,71 +448,11 @@ def _path(url: str) -> str:
 
 
 def _is_retryable_transport_error(exc: httpx.TransportError) -> bool:
-    if isinstance(exc, httpx.ConnectError) and _tls_failure(exc):
+    if isinstance(exc, httpx.ConnectError) and tls_failure(exc):
         return False
-    if _client_cert_alert(exc):  # TLS 1.3 reports it on the first read: as final as a refusal
+    if client_cert_alert(exc):  # TLS 1.3 reports it on the first read: as final as a refusal
         return False
     return isinstance(exc, httpx.TransportError)
-
-
-# Alerts a server sends about the client's certificate (OpenSSL's reason codes).
-_CERTIFICATE_REQUIRED = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
-_HANDSHAKE_FAILURE = "SSLV3_ALERT_HANDSHAKE_FAILURE"  # TLS 1.2's answer to a missing one
-_CLIENT_CERT_REFUSED = frozenset(
-    {
-        "TLSV1_ALERT_UNKNOWN_CA",
-        "SSLV3_ALERT_BAD_CERTIFICATE",
-        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-        "SSLV3_ALERT_CERTIFICATE_EXPIRED",
-        "SSLV3_ALERT_CERTIFICATE_REVOKED",
-        "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
-        "TLSV1_ALERT_ACCESS_DENIED",
-    }
-)
-
-
-def _ssl_reason(exc: BaseException) -> str | None:
-    """OpenSSL's reason code of the ssl.SSLError behind a transport error, if there is one."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            reason = getattr(cause, "reason", None)
-            return reason if isinstance(reason, str) else None
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def _client_cert_alert(exc: BaseException) -> bool:
-    reason = _ssl_reason(exc)
-    return reason in _CLIENT_CERT_REFUSED or reason in {_CERTIFICATE_REQUIRED, _HANDSHAKE_FAILURE}
-
-
-def _alert_text(reason: str) -> str:
-    """'TLSV1_ALERT_UNKNOWN_CA' -> 'unknown ca', the alert's own name."""
-    return reason.split("_ALERT_", 1)[-1].replace("_", " ").lower()
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """The verifier's own words (e.g. 'unable to get local issuer certificate'), if any."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError) and cause.verify_message:
-            return str(cause.verify_message)
-        cause = cause.__cause__ or cause.__context__
-    text = str(exc)
-    marker = "certificate verify failed: "
-    if marker in text:
-        return text.split(marker, 1)[1].split(" (_ssl.c", 1)[0].strip()
-    return ""
-
-
-def _tls_failure(exc: BaseException) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _network_error(
@@ -556,49 +464,9 @@ def _network_error(
     home: bool = True,
 ) -> NetworkError:
     host = urlsplit(url).netloc
-    reason = _ssl_reason(exc)
-    given = client_cert_source is not None and home
-    how_to_give = (
-        "pass --client-cert PEM, set GITLAB_RELEASE_CLIENT_CERT, or set Poetry's "
-        f"certificates.{repository}.client-cert: one PEM file with the certificate and its "
-        "private key"
-    )
-    if reason == _CERTIFICATE_REQUIRED and not home:
-        return TLSError(
-            f"{host} asked for a TLS client certificate",
-            hint="it is presented to GitLab's own origin only, never to another one behind a "
-            "redirect",
-        )
-    if reason == _CERTIFICATE_REQUIRED and not given:
-        return TLSError(
-            f"{host} asked for a TLS client certificate and none was given", hint=how_to_give
-        )
-    if reason == _HANDSHAKE_FAILURE and not given:
-        return TLSError(
-            f"the TLS handshake with {host} failed (handshake failure)",
-            hint="if the server requires a client certificate, " + how_to_give,
-        )
-    if (
-        reason is not None
-        and given
-        and (reason in _CLIENT_CERT_REFUSED or reason == _CERTIFICATE_REQUIRED)
-    ):
-        return TLSError(
-            f"{host} refused the TLS client certificate from {client_cert_source} "
-            f"({_alert_text(reason)})",
-            hint="it must be signed by a CA the server trusts, be valid now, and be allowed "
-            "for client authentication",
-        )
-    if _tls_failure(exc):
-        reason = _tls_reason(exc)
-        return TLSError(
-            f"TLS verification failed for {host}" + (f": {reason}" if reason else ""),
-            hint=(
-                "if your GitLab uses a private certificate authority, pass --ca-file PEM, set "
-                f"GITLAB_RELEASE_CA_FILE, set Poetry's certificates.{repository}.cert, "
-                "or set SSL_CERT_FILE"
-            ),
-        )
+    tls = tls_error(exc, host, repository, client_cert_source=client_cert_source, home=home)
+    if tls is not None:
+        return tls
     if isinstance(exc, httpx.TimeoutException):
         return NetworkError(f"timed out talking to {host}")
     if isinstance(exc, httpx.ConnectError):

@@ -1,7 +1,5 @@
-"""The group pipeline dashboard's plain data: a snapshot of latest pipelines, and its filters.
-
-Nothing here talks to GitLab or to a terminal: `gitlab/pipelines.py` fills a `Snapshot`,
-`output/` renders it.
+"""The group pipeline dashboard: the command, fetching a snapshot of latest pipelines, its
+plain data and filters, and the renderers (table, watch, JSON, OpenMetrics).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from poetry_gitlab_release.gitlab.urls import pypi_simple_url, pypi_upload_url
 if TYPE_CHECKING:
     from poetry.config.config import Config
 
-    from poetry_gitlab_release.settings import Settings
+    from poetry_gitlab_release.config.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poetry_gitlab_release.identity import ExpectedIdentity
 from poetry_gitlab_release.release.artifacts import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -23,6 +22,7 @@ from poetry_gitlab_release.release.artifacts import (
     write_text_atomic,
 )
 from poetry_gitlab_release.release.publish import PublishResult, PublishTarget, pypi_file_url
+from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
 MANIFEST_VERSION = 1
 
@@ -46,7 +46,7 @@ class ReleaseFacts:
 
 def signer_facts(artifacts: Sequence[Artifact]) -> dict[str, str | None]:
     """Identity, issuer, repository, ref and commit from the first bundle's certificate."""
-    from poetry_gitlab_release.identity import certificate_facts
+    from poetry_gitlab_release.signing.identity import certificate_facts
 
     for artifact in artifacts:
         path = artifact.sidecar(BUNDLE_SUFFIX)

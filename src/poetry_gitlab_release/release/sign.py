@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
     from sigstore.sign import Signer
 
-    from poetry_gitlab_release.settings import Secret
+    from poetry_gitlab_release.config.settings import Secret
 
 PEP740_PREDICATE_TYPE = "https://docs.pypi.org/attestations/publish/v1"
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -158,7 +158,7 @@ def sign_artifacts(
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
 
-    from poetry_gitlab_release.identity import certificate_facts
+    from poetry_gitlab_release.signing.identity import certificate_facts
 
     if not artifacts:
         raise SigningError("there is nothing to sign", hint="run the build step first")

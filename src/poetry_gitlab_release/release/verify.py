@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poetry_gitlab_release.errors import ConfigError, VerificationError
-from poetry_gitlab_release.identity import ExpectedIdentity, git_ref, gitlab_identity
 from poetry_gitlab_release.release.artifacts import (
     ATTESTATION_SUFFIX,
     BUNDLE_SUFFIX,
@@ -35,13 +34,14 @@ from poetry_gitlab_release.release.sign import (
     hashed,
     log_index_of,
 )
+from poetry_gitlab_release.signing.identity import ExpectedIdentity, git_ref, gitlab_identity
 
 if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationPolicy
 
-    from poetry_gitlab_release.settings import Settings
+    from poetry_gitlab_release.config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ def _failure(
     exc: BaseException,
 ) -> VerificationError:
     """Name the field that differs when the certificate is the problem, else sigstore's reason."""
-    from poetry_gitlab_release.identity import certificate_facts, mismatches
+    from poetry_gitlab_release.signing.identity import certificate_facts, mismatches
 
     problems = mismatches(expected, certificate_facts(bundle.signing_certificate))
     if problems:

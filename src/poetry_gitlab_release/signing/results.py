@@ -1,8 +1,8 @@
-"""What verification found, per file and for the release: plain values the renderers read."""
+"""What verifying one file found: plain values the renderers read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -38,24 +38,3 @@ class FileResult:
         if self.ok:
             return f"{self.name}: verified"
         return f"{self.name}: {self.verdict.value}: {self.reason or 'no reason given'}"
-
-
-@dataclass(frozen=True)
-class Report:
-    subject: str  # `name==version`, or "local files"
-    expected: str  # the identity policy, described
-    source: str  # the index URL or "local files"
-    results: tuple[FileResult, ...] = field(default_factory=tuple)
-    dest: Path | None = None
-    installed: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.results) and all(result.ok for result in self.results)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = {verdict.value: 0 for verdict in Verdict}
-        for result in self.results:
-            counts[result.verdict.value] += 1
-        return counts

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from poetry_gitlab_release.config.settings import Settings, TokenKind
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,
@@ -42,7 +43,6 @@ from poetry_gitlab_release.pipelines.model import (
     StageStatus,
     normalize_status,
 )
-from poetry_gitlab_release.settings import Settings, TokenKind
 
 GRAPHQL_PAGE_SIZE = 100  # GitLab's max_page_size for every connection
 GRAPHQL_MAX_COMPLEXITY = 250  # authenticated; 200 without a token

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from poetry_gitlab_release.errors import ConfigError
+from poetry_gitlab_release.tls import load_client_certificate
 
 PYPROJECT_TABLE = "tool.poetry-gitlab-release"
 DEFAULT_HOST = "https://gitlab.com"
@@ -209,60 +210,6 @@ def _as_existing_file(value: object, where: str) -> Path:
     if not found:
         raise ConfigError(f"invalid value {str(path)!r} from {where}: no such file")
     return path
-
-
-MAX_CLIENT_CERT_FILE = 1024 * 1024  # a certificate chain and its key: a few kilobytes
-
-
-class _NoPasswordError(Exception):
-    """Raised by the password callback: an encrypted key is refused instead of prompted for."""
-
-
-def _no_password() -> bytes:
-    raise _NoPasswordError
-
-
-def load_client_certificate(context: Any, path: Path, where: str) -> None:
-    """`context.load_cert_chain(path)` with a one-line ConfigError naming the file and `where`.
-
-    The file holds the certificate (and any intermediates) and its unencrypted private key, in
-    PEM, as Poetry's `client-cert` expects. An encrypted key is refused, never prompted for. The
-    file's content never appears in a message.
-    """
-    import ssl
-
-    try:
-        context.load_cert_chain(str(path), password=_no_password)
-    except _NoPasswordError:
-        raise _client_cert_error(
-            path, where, "its private key is encrypted; use an unencrypted key"
-        ) from None
-    except ssl.SSLError as exc:
-        raise _client_cert_error(path, where, _client_cert_problem(path, exc)) from None
-    except OSError as exc:
-        raise _client_cert_error(path, where, exc.strerror or type(exc).__name__) from None
-
-
-def _client_cert_error(path: Path, where: str, problem: str) -> ConfigError:
-    return ConfigError(f"invalid client certificate {str(path)!r} from {where}: {problem}")
-
-
-def _client_cert_problem(path: Path, exc: Exception) -> str:
-    """What is wrong with a PEM file that load_cert_chain refused, judged by its markers only."""
-    if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
-        return "the private key does not belong to the certificate"
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(MAX_CLIENT_CERT_FILE)
-    except OSError:
-        head = b""
-    if b"-----BEGIN CERTIFICATE-----" not in head:
-        return "no PEM certificate in it (expected the certificate and its private key, PEM)"
-    if b"PRIVATE KEY-----" not in head:
-        return "no private key in it (put the certificate and its private key in one PEM file)"
-    if b"ENCRYPTED" in head:
-        return "its private key is encrypted; use an unencrypted key"
-    return "not a usable PEM certificate and private key"
 
 
 def _as_client_cert(value: object, where: str) -> Path:

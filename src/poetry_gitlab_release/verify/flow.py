@@ -15,18 +15,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from poetry_gitlab_release.consumer.check import verify_file
-from poetry_gitlab_release.consumer.material import MaterialKind, SignatureMaterial
-from poetry_gitlab_release.consumer.report import FileResult, Report, Verdict
 from poetry_gitlab_release.errors import ConfigError, UsageError, VerificationError
 from poetry_gitlab_release.gitlab.simple_index import normalize_name
-from poetry_gitlab_release.identity import ExpectedIdentity, git_ref, gitlab_identity
+from poetry_gitlab_release.signing.check import verify_file
+from poetry_gitlab_release.signing.identity import ExpectedIdentity, git_ref, gitlab_identity
+from poetry_gitlab_release.signing.material import MaterialKind, SignatureMaterial
+from poetry_gitlab_release.signing.results import FileResult, Verdict
+from poetry_gitlab_release.verify.report import Report
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
 
+    from poetry_gitlab_release.config.settings import Settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
-    from poetry_gitlab_release.settings import Settings
 
 Progress = Callable[[str], None]
 

@@ -11,24 +11,24 @@ from cleo.helpers import option
 from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Verbosity
 
-from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
-from poetry_gitlab_release.commands.options import (
+from poetry_gitlab_release.cli.base import EXIT_CODES_HELP, GitlabCommand
+from poetry_gitlab_release.cli.options import (
     ca_file_option,
     client_cert_option,
     host_option,
     insecure_http_option,
 )
+from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.errors import UsageError
-from poetry_gitlab_release.settings import Settings
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
 
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.uploads import Progress
-    from poetry_gitlab_release.identity import ExpectedIdentity
     from poetry_gitlab_release.release.artifacts import Artifact
     from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
+    from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
 STEPS = ("configure", "build", "sign", "verify", "publish-signatures", "publish-packages")
 # `publish` is both halves, in their order: signatures first, then packages.
@@ -394,7 +394,6 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         dist_dir: Path,
     ) -> None:
         from poetry_gitlab_release.gitlab.urls import pypi_simple_url
-        from poetry_gitlab_release.output.release import manifest_json, summary_lines
         from poetry_gitlab_release.release.artifacts import load_artifacts
         from poetry_gitlab_release.release.build import ReleaseVersion
         from poetry_gitlab_release.release.manifest import (
@@ -402,6 +401,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             build_manifest,
             write_manifest,
         )
+        from poetry_gitlab_release.release.render import manifest_json, summary_lines
 
         assert isinstance(version, ReleaseVersion)
         project = settings.project_path or settings.project
@@ -445,14 +445,14 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             self.line(text, verbosity=verbosity)
 
     def _report_file(self, action: FileAction) -> None:
-        from poetry_gitlab_release.output.release import STATUS_TEXT
+        from poetry_gitlab_release.release.render import STATUS_TEXT
 
         self._say(f"  {action.file_name}  {STATUS_TEXT.get(action.status, action.status)}")
 
     def _progress_factory(self) -> Callable[[str, int], Progress | None] | None:
         import sys
 
-        from poetry_gitlab_release.output.release import CleoProgress
+        from poetry_gitlab_release.release.render import CleoProgress
 
         if not sys.stderr.isatty() or self.io.output.is_quiet():
             return None

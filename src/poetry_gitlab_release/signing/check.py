@@ -10,16 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from poetry_gitlab_release.consumer.material import (
+from poetry_gitlab_release.errors import VerificationError
+from poetry_gitlab_release.signing.identity import CertificateFacts, certificate_facts, mismatches
+from poetry_gitlab_release.signing.material import (
     MalformedMaterialError,
     ParsedMaterial,
     SignatureMaterial,
     check_statement,
     parse_material,
 )
-from poetry_gitlab_release.consumer.report import FileResult, Verdict
-from poetry_gitlab_release.errors import VerificationError
-from poetry_gitlab_release.identity import CertificateFacts, certificate_facts, mismatches
+from poetry_gitlab_release.signing.results import FileResult, Verdict
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationPolicy
 
-    from poetry_gitlab_release.identity import ExpectedIdentity
+    from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
 
 class _RecordingPolicy:

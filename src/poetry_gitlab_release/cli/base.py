@@ -1,9 +1,11 @@
-"""What every command shares: one-line errors with documented exit codes, settings resolution."""
+"""What every cleo command shares: one-line errors with documented exit codes, settings resolution.
+
+The only cleo-facing module of the core: each feature's command.py subclasses GitlabCommand.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,14 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from cleo.exceptions import CleoError
 from poetry.console.commands.command import Command
 
-from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, GitlabReleaseError, UsageError
-from poetry_gitlab_release.settings import (
-    Settings,
-    pyproject_table,
-    resolve_settings,
-    with_poetry_certificate,
-    with_poetry_client_certificate,
+from poetry_gitlab_release.config.poetry_sources import (
+    find_pyproject,
+    pyproject_document,
+    with_poetry_certificates,
 )
+from poetry_gitlab_release.config.settings import Settings, pyproject_table, resolve_settings
+from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_USAGE, GitlabReleaseError, UsageError
 
 if TYPE_CHECKING:
     from cleo.io.io import IO
@@ -101,53 +102,16 @@ class GitlabCommand(Command):
         return settings
 
     def _with_poetry_certificates(self, settings: Settings, *, use_project: bool) -> Settings:
-        """Poetry's certificates.<repository>.cert and .client-cert (config.toml, poetry.toml
-        or POETRY_CERTIFICATES_<NAME>_CERT / _CLIENT_CERT), each below our own sources."""
         from poetry.config.config import Config
-        from poetry.utils.authenticator import RepositoryCertificateConfig
 
         config = Config.create()
         pyproject = find_pyproject(self.project_directory()) if use_project else None
         if pyproject is not None and (pyproject.parent / "poetry.toml").is_file():
             config = self.poetry.config  # the global config with the project's poetry.toml
-        repository = settings.repository
-        certs = RepositoryCertificateConfig.create(repository, config)
-        raw = config.get(["certificates", repository, "cert"])
-        settings = with_poetry_certificate(
-            settings,
-            raw if isinstance(raw, str) else certs.cert,
-            verify=certs.verify,
-            where=f"Poetry's certificates.{repository}.cert",
-        )
-        return with_poetry_client_certificate(
-            settings,
-            certs.client_cert,
-            where=f"Poetry's certificates.{repository}.client-cert",
-        )
+        return with_poetry_certificates(settings, config)
 
     def _pyproject_document(self) -> tuple[Mapping[str, Any], str]:
-        path = find_pyproject(self.project_directory())
-        if path is None:
-            return {}, "pyproject.toml"
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - Python 3.10
-            import tomli as tomllib
-        try:
-            with path.open("rb") as handle:
-                return tomllib.load(handle), str(path)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            from poetry_gitlab_release.errors import ConfigError
-
-            raise ConfigError(f"cannot read {path}: {exc}") from None
-
-
-def find_pyproject(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-    return None
+        return pyproject_document(self.project_directory())
 
 
 __all__ = ["EXIT_CODES_HELP", "EXIT_FAILURE", "GitlabCommand", "find_pyproject"]

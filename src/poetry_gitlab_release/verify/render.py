@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 if TYPE_CHECKING:
-    from poetry_gitlab_release.consumer.report import FileResult, Report
+    from poetry_gitlab_release.signing.results import FileResult
+    from poetry_gitlab_release.verify.report import Report
 
 TABLE_COLUMNS = (
     "file",

@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from poetry_gitlab_release.consumer.report import FileResult
 from poetry_gitlab_release.errors import ConfigError, OperationalError
 from poetry_gitlab_release.gitlab.simple_index import parse_distribution_name
+from poetry_gitlab_release.signing.results import FileResult
 
 
 def target_python(explicit: str | None, env: Mapping[str, str]) -> Path:

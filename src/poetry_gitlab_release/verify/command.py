@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, ClassVar
 from cleo.helpers import argument, option
 from cleo.io.outputs.output import Verbosity
 
-from poetry_gitlab_release.commands.base import EXIT_CODES_HELP, GitlabCommand
-from poetry_gitlab_release.commands.options import (
+from poetry_gitlab_release.cli.base import EXIT_CODES_HELP, GitlabCommand
+from poetry_gitlab_release.cli.options import (
     ca_file_option,
     client_cert_option,
     host_option,
@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from cleo.io.inputs.option import Option
     from sigstore.verify import Verifier
 
-    from poetry_gitlab_release.consumer.flow import IdentityOptions, Requirement
-    from poetry_gitlab_release.consumer.report import Report
-    from poetry_gitlab_release.identity import ExpectedIdentity
-    from poetry_gitlab_release.settings import Settings
+    from poetry_gitlab_release.config.settings import Settings
+    from poetry_gitlab_release.signing.identity import ExpectedIdentity
+    from poetry_gitlab_release.verify.flow import IdentityOptions, Requirement
+    from poetry_gitlab_release.verify.report import Report
 
 FORMATS = ("table", "json")
 
@@ -209,7 +209,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
 """
 
     def run_command(self) -> int:
-        from poetry_gitlab_release.consumer.flow import (
+        from poetry_gitlab_release.verify.flow import (
             IdentityOptions,
             expected_identity,
             parse_requirement,
@@ -256,7 +256,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
     def _verifier_factory(
         self, settings: Settings, trusted_root: Path | None, offline: bool
     ) -> Callable[[], Verifier]:
-        from poetry_gitlab_release.consumer.trust import make_verifier
+        from poetry_gitlab_release.signing.trust import make_verifier
 
         return lambda: make_verifier(settings.trust_config, trusted_root, offline)
 
@@ -268,7 +268,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
         trusted_root: Path | None,
         offline: bool,
     ) -> Report:
-        from poetry_gitlab_release.consumer.flow import verify_registry
+        from poetry_gitlab_release.verify.flow import verify_registry
 
         if self.option("group") is None and settings.project is None:
             raise ConfigError(
@@ -298,8 +298,8 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
         trusted_root: Path | None,
         offline: bool,
     ) -> Report:
-        from poetry_gitlab_release.consumer.flow import verify_local
-        from poetry_gitlab_release.consumer.trust import make_verifier
+        from poetry_gitlab_release.signing.trust import make_verifier
+        from poetry_gitlab_release.verify.flow import verify_local
 
         self._temporary = None
         return verify_local(
@@ -317,7 +317,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
     def _finish(self, report: Report) -> int:
         from dataclasses import replace
 
-        from poetry_gitlab_release.output.verify import render_json, render_junit, render_table
+        from poetry_gitlab_release.verify.render import render_json, render_junit, render_table
 
         try:
             if report.ok and self.option("install"):
@@ -351,7 +351,7 @@ Exit 0 only when every file of the release verified: one unsigned or failing fil
                 shutil.rmtree(temporary, ignore_errors=True)
 
     def _install(self, report: Report) -> bool:
-        from poetry_gitlab_release.consumer.install import install_verified, target_python
+        from poetry_gitlab_release.verify.install import install_verified, target_python
 
         python = target_python(self.option("python"), os.environ)
         workdir = report.dest or Path(tempfile.gettempdir())

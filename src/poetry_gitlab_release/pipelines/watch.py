@@ -27,7 +27,8 @@ from datetime import datetime
 
 from poetry_gitlab_release.errors import ApiError as _ApiError
 from poetry_gitlab_release.errors import AuthenticationError, NetworkError, NotFoundError
-from poetry_gitlab_release.output.pipelines_table import (
+from poetry_gitlab_release.pipelines.model import Snapshot
+from poetry_gitlab_release.pipelines.table import (
     BOLD,
     DIM,
     Painter,
@@ -35,7 +36,6 @@ from poetry_gitlab_release.output.pipelines_table import (
     render_rows,
     render_summary,
 )
-from poetry_gitlab_release.pipelines.model import Snapshot
 
 MAX_REQUESTS_PER_MINUTE = 200
 MIN_INTERVAL = 2.0

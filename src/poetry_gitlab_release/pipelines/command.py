@@ -13,15 +13,16 @@ from cleo.helpers import option
 from cleo.io.inputs.option import Option
 from cleo.io.outputs.output import Type, Verbosity
 
-from poetry_gitlab_release.commands.base import GitlabCommand
-from poetry_gitlab_release.commands.options import (
+from poetry_gitlab_release.cli.base import GitlabCommand
+from poetry_gitlab_release.cli.options import (
     ca_file_option,
     client_cert_option,
     host_option,
     insecure_http_option,
 )
+from poetry_gitlab_release.config.poetry_sources import poetry_credential
+from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.errors import ConfigError, UsageError
-from poetry_gitlab_release.settings import Credential, Secret, Settings, TokenKind
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.pipelines.model import Snapshot
@@ -69,27 +70,6 @@ def _int_option(value: object, name: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise UsageError(f"--{name} must be between {low} and {high}, not {number}")
     return number
-
-
-def poetry_credential(repository: str) -> Credential | None:
-    """The http-basic password Poetry stores for `repository` (auth.toml, env or keyring)."""
-    try:
-        from poetry.config.config import Config
-        from poetry.utils.password_manager import PasswordManager
-
-        auth = PasswordManager(Config.create()).get_http_auth(repository)
-    except Exception:  # noqa: BLE001 - a broken keyring must not break the dashboard
-        return None
-    if not auth.password:
-        return None
-    password = auth.password
-    username = auth.username or ""
-    kind = TokenKind.PERSONAL
-    if username == "gitlab-ci-token" or password.startswith("glcbt-"):
-        kind = TokenKind.JOB
-    elif password.startswith("gldt-"):
-        kind = TokenKind.DEPLOY
-    return Credential(Secret(password), kind, f"Poetry's http-basic.{repository}")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -296,7 +276,7 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
         group = settings.require_group()
 
         from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
-        from poetry_gitlab_release.gitlab.pipelines import (
+        from poetry_gitlab_release.pipelines.fetch import (
             FetchOptions,
             PipelineFetcher,
             check_credential,
@@ -343,7 +323,7 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
     # --- output ----------------------------------------------------------------------------
 
     def _painter(self, view: ViewOptions) -> Any:
-        from poetry_gitlab_release.output.pipelines_table import Painter, supports_unicode
+        from poetry_gitlab_release.pipelines.table import Painter, supports_unicode
 
         colour = (
             view.output is None and self.io.output.is_decorated() and not os.environ.get("NO_COLOR")
@@ -353,15 +333,15 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
 
     def _render(self, snapshot: Snapshot, view: ViewOptions, *, compact: bool = False) -> str:
         if view.format == "json":
-            from poetry_gitlab_release.output.pipelines_json import render_json
+            from poetry_gitlab_release.pipelines.json_output import render_json
 
             text = render_json(snapshot, with_logs=view.logs > 0, indent=None if compact else 2)
             return text + "\n"
         if view.format == "openmetrics":
-            from poetry_gitlab_release.output.openmetrics import render_openmetrics
+            from poetry_gitlab_release.pipelines.openmetrics import render_openmetrics
 
             return render_openmetrics(snapshot)
-        from poetry_gitlab_release.output.pipelines_table import render_table
+        from poetry_gitlab_release.pipelines.table import render_table
 
         lines = render_table(snapshot, self._painter(view), stages_width=view.stages_width)
         return "\n".join(lines) + "\n"
@@ -377,7 +357,7 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
         import time
         from datetime import datetime, timezone
 
-        from poetry_gitlab_release.output.watch import Screen, watch
+        from poetry_gitlab_release.pipelines.watch import Screen, watch
 
         def clock() -> datetime:
             return datetime.now(timezone.utc)

@@ -72,6 +72,9 @@ class App:
 
         for module in (pypi, generic, packages_api, groups, pipelines, graphql_api):
             module.register(self)
+        from sandbox.gitlab import releases  # Releases API (#16)
+
+        releases.register(self)
 
     # lookups with GitLab's visibility rules ------------------------------------------------
     def project_for(self, request: Request, ident: str, *, package_route: bool = False) -> Project:

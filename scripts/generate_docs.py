@@ -83,6 +83,12 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "trust-config": "Sigstore ClientTrustConfig JSON of a private Sigstore instance.",
     "identity": "Expected signer identity (certificate SAN), exactly; replaces the derived one.",
     "issuer": "Expected OIDC issuer; the GitLab URL by default.",
+    # GitLab Release page (#16)
+    "release-page": "After publishing the packages, create or update the tag's GitLab Release "
+    "page with links to the packages, their signatures, the SBOM and release.json "
+    "(`--no-release-page`: off).",
+    "job-url": "URL of the CI job, for the Release page's link to release.json among the job's "
+    "artifacts.",
 }
 
 # How each parser in config/settings.py reads its value; any other parser falls back to _Spec.expected.

@@ -313,7 +313,7 @@ def create_release(app: App, request: Request) -> Response:
             detail = ", ".join(message) if isinstance(message, list) else str(message)
             raise ApiError.message(
                 400, f"Validation failed: Links {detail[:1].lower()}{detail[1:]}"
-            )
+            ) from None
     with releases.lock:
         if releases.release(project.id, tag) is not None:
             raise ApiError.message(409, "Release already exists")

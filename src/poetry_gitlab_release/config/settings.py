@@ -127,6 +127,9 @@ class Settings:
     issuer: str | None
     in_ci: bool
     sources: Mapping[str, str] = field(default_factory=dict)
+    # GitLab Release page (#16)
+    release_page: bool = True
+    job_url: str | None = None
 
     def source_of(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -332,6 +335,9 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("trust-config", _as_existing_file, ("GITLAB_RELEASE_TRUST_CONFIG",)),
     _Spec("identity", _as_str, ("GITLAB_RELEASE_IDENTITY",)),
     _Spec("issuer", _as_url, ("GITLAB_RELEASE_ISSUER",)),
+    # GitLab Release page (#16)
+    _Spec("release-page", _as_bool, ("GITLAB_RELEASE_RELEASE_PAGE",), default=True),
+    _Spec("job-url", _as_url, (), in_pyproject=False, ci=("CI_JOB_URL",)),
 )
 SPECS: Mapping[str, _Spec] = {spec.key: spec for spec in _SPECS}
 PYPROJECT_KEYS = tuple(spec.key for spec in _SPECS if spec.in_pyproject)
@@ -520,6 +526,9 @@ def resolve_settings(
         issuer=value("issuer"),
         in_ci=env.get("GITLAB_CI") == "true",
         sources={key: item.source for key, item in resolved.items()},
+        # GitLab Release page (#16)
+        release_page=value("release-page"),
+        job_url=value("job-url"),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cleo.helpers import option
 from cleo.io.inputs.option import Option
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sigstore.verify import Verifier
 
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.releases import ReleasePageResult
     from poetry_gitlab_release.gitlab.uploads import Progress
     from poetry_gitlab_release.release.artifacts import Artifact
     from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
@@ -111,6 +112,17 @@ class ReleaseCommand(GitlabCommand):
             "cosign-compat",
             None,
             "Also write <file>.sig and <file>.crt as `cosign sign-blob` does, and publish them.",
+        ),
+        option(
+            "no-release-page",
+            None,
+            "Do not create or update the tag's GitLab Release page after publishing the "
+            "packages [env: GITLAB_RELEASE_RELEASE_PAGE=false].",
+        ),
+        option(
+            "no-sbom",
+            None,
+            "Do not write the CycloneDX SBOM <name>-<version>.cdx.json in the build step.",
         ),
         option(
             "no-attestations",
@@ -263,6 +275,8 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
                 self._say(f"  project URLs from GitLab: {urls}", Verbosity.VERBOSE)
             if built.venv is not None:
                 self._say(f"  build environment: {built.venv}", Verbosity.VERBOSE)
+            if not self.option("no-sbom"):
+                self._write_sbom(dist_dir, name, version.value, list(built.artifacts))
         artifacts = load_artifacts(dist_dir, name, version.value)
         if not artifacts:
             raise UsageError(
@@ -282,6 +296,25 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
                 settings, name, version.value, artifacts, expected, dry_run, registries
             )
         self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir)
+
+    def _write_sbom(
+        self, dist_dir: Path, name: str, version: str, artifacts: list[Artifact]
+    ) -> None:
+        from importlib.metadata import version as installed_version
+
+        from poetry_gitlab_release.release.sbom import poetry_dependencies, write_sbom
+
+        direct, locked = poetry_dependencies(self.poetry)
+        path = write_sbom(
+            dist_dir,
+            name,
+            version,
+            artifacts,
+            direct,
+            locked,
+            tool_version=installed_version("poetry-gitlab-release"),
+        )
+        self._say(f"  sbom   {path.name}  (CycloneDX)")
 
     def _sign(self, settings: Settings, artifacts: list[Artifact]) -> None:
         from poetry_gitlab_release.release.sign import sign_artifacts
@@ -421,6 +454,13 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             raise VerificationError(f"the artifacts in {dist_dir} changed during the release")
         document = build_manifest(facts, artifacts, expected=expected, publish=publish)
         manifest = write_manifest(dist_dir, document)
+        page = None
+        if (
+            publish is not None
+            and not publish.dry_run
+            and "pypi" in {f.registry for f in publish.files}
+        ):
+            page = self._release_page(settings, name, version.value, document, manifest.path)
         if self._json:
             self.line(manifest_json(document))
             return
@@ -429,10 +469,63 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             self.line(line)
         self.line("")
         self.line(f"Manifest: {manifest.path}")
+        if page is not None:
+            from poetry_gitlab_release.release.render import release_page_lines
+
+            for line in release_page_lines(page):
+                self.line(line)
         if publish is not None and publish.dry_run and not publish.checked:
             self.line(
                 "<comment>Dry run without a GitLab token: the registries were not checked."
                 "</comment>"
+            )
+
+    def _release_page(
+        self,
+        settings: Settings,
+        name: str,
+        version: str,
+        document: dict[str, Any],
+        manifest: Path,
+    ) -> ReleasePageResult | None:
+        """Create or update the tag's GitLab Release page (after the packages are published)."""
+        from poetry_gitlab_release.gitlab.client import GitLabClient
+        from poetry_gitlab_release.release.release_page import (
+            asset_links,
+            publish_release_page,
+            release_notes,
+        )
+
+        if self.option("no-release-page") or not settings.release_page:
+            return None
+        if settings.commit_tag is None:
+            self._say("No Release page: not a tag pipeline (CI_COMMIT_TAG)", Verbosity.VERBOSE)
+            return None
+        project = settings.require_project()
+        try:
+            manifest_path = manifest.relative_to(self.poetry.pyproject_path.parent).as_posix()
+        except ValueError:
+            manifest_path = None
+        notes = release_notes(
+            self.poetry.pyproject_path.parent,
+            name,
+            version,
+            identity=document.get("identity"),
+            issuer=document.get("issuer"),
+            project=settings.project_path or project,
+            files=[(item["file"], item["sha256"]) for item in document.get("files", [])],
+        )
+        links = asset_links(document, job_url=settings.job_url, manifest_path=manifest_path)
+        with GitLabClient(settings) as client:
+            return publish_release_page(
+                client,
+                project,
+                settings.commit_tag,
+                package=name,
+                version=version,
+                notes=notes,
+                links=links,
+                ref=settings.commit_sha,
             )
 
     # --- output helpers ----------------------------------------------------------------------

@@ -101,6 +101,24 @@ def plan_files(
                     status="upload",
                 )
             )
+        if artifact.kind == "sbom":
+            # Not a package: the SBOM goes with the signatures, to the generic registry.
+            url = generic_file_url(
+                api_url, target.project, target.package, target.version, artifact.name
+            )
+            signatures.append(
+                FileAction(
+                    path=artifact.path,
+                    file_name=artifact.name,
+                    artifact=artifact.name,
+                    registry="generic",
+                    sha256=artifact.sha256,
+                    size=artifact.size,
+                    url=url,
+                    status="upload",
+                )
+            )
+            continue
         packages.append(
             FileAction(
                 path=artifact.path,

@@ -78,3 +78,18 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
                 status = "uploaded" if signature["status"] == "uploaded" else "would upload"
                 lines.append(f"  {status:10} {signature['file']}")
     return lines
+
+
+def release_page_lines(page: Any) -> list[str]:
+    """The Release page and its asset links (a gitlab.releases.ReleasePageResult)."""
+    if page.created:
+        what = "created"
+    elif page.links_added or page.links_updated or page.description_updated:
+        what = "updated"
+    else:
+        what = "up to date"
+    lines = [f"Release page ({what}): {page.url or '(no URL in GitLab answer)'}"]
+    for link in sorted(page.links, key=lambda item: item.get("id", 0)):
+        lines.append(f"  {link.get('link_type', 'other'):<8} {link.get('name')}")
+        lines.append(f"           {link.get('direct_asset_url') or link.get('url')}")
+    return lines

@@ -272,7 +272,7 @@ def _sign_one(
         "bundle": bundle_path,
         "log_index": log_index_of(json.loads(bundle_json)),
     }
-    if attestations:
+    if attestations and artifact.kind != "sbom":  # PEP 740 attests distributions only
         attestation = attestation_from_bundle(signer.sign_dsse(pep740_statement(artifact)))
         attestation_path = artifact.sidecar(ATTESTATION_SUFFIX)
         write_text_atomic(attestation_path, json.dumps(attestation, sort_keys=True))

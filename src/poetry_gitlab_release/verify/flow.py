@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 
+# The SBOM gitlab-release publishes beside the signatures (its release/sbom.py).
+SBOM_SUFFIX = ".cdx.json"
+SBOM_MAX_BYTES = 16 << 20
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?:\s*==\s*(\S+))?$")
 
 
@@ -405,6 +408,19 @@ def verify_registry(
                     f"the generic registry at {package}/{version_text}",
                 )
             results.append(result)
+        sbom = _verify_published_sbom(
+            client,
+            settings,
+            target.signature_project,
+            package,
+            version_text,
+            dest=dest,
+            verifier=verifier,
+            expected=expected,
+            online_log=online_log,
+        )
+        if sbom is not None:
+            results.append(sbom)
     return Report(
         subject=f"{requirement.name}=={version_text}",
         expected=expected.describe(),
@@ -412,6 +428,54 @@ def verify_registry(
         results=tuple(results),
         dest=dest,
     )
+
+
+def _verify_published_sbom(
+    client: GitLabClient,
+    settings: Settings,
+    project: str,
+    package: str,
+    version: str,
+    *,
+    dest: Path,
+    verifier: Verifier,
+    expected: ExpectedIdentity,
+    online_log: bool,
+) -> FileResult | None:
+    """The release's CycloneDX SBOM (#16), a row of its own; None when none was published.
+
+    poetry-gitlab-release publishes `<name>-<version>.cdx.json` and its signature beside the
+    other signatures in the generic registry; it is verified like a package file.
+    """
+    import hashlib
+
+    from poetry_gitlab_release.gitlab.downloads import fetch_small_file
+    from poetry_gitlab_release.gitlab.urls import generic_file_url
+
+    name = f"{re.sub(r'[-_.]+', '_', package).lower()}-{version}{SBOM_SUFFIX}"
+    url = generic_file_url(settings.api_url, project, package, version, name)
+    content = fetch_small_file(client, url, name, max_bytes=SBOM_MAX_BYTES)
+    if content is None:
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / name
+    path.write_bytes(content)
+    material = fetch_registry_material(
+        client, settings, project, package, version, name, online_log=online_log
+    )
+    result = verify_file(
+        verifier,
+        name=name,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        path=path,
+        material=material,
+        expected=expected,
+        online_log=online_log,
+    )
+    if result.verdict is Verdict.UNSIGNED:
+        result = replace(result, reason=f"no {name}.sigstore.json in the generic registry")
+    return result
 
 
 def _strip_name(message: str, name: str) -> str:

@@ -36,6 +36,7 @@ import yaml
 
 from sandbox.environment import RELEASE_PROJECT, release_job_environment
 from sandbox.gitlab import GitLabStandIn, Scenario
+from sandbox.gitlab.releases import store as releases_store
 from sandbox.sigstore import SigstoreStandIn
 from tests.fixtures.ci_local import COMPONENT_HOST, COMPONENT_PROJECT, LocalPipeline, require_tools
 from tests.fixtures.poetry import PoetryCli
@@ -56,6 +57,7 @@ RELEASE_STAGES = [
     "consumer_verification",
 ]
 ARTIFACTS = ("hello_package-0.1.0.tar.gz", "hello_package-0.1.0-py3-none-any.whl")
+SBOM = "hello_package-0.1.0.cdx.json"
 # GitLab keywords that are not jobs.
 GLOBAL_KEYS = {"stages", "variables", "default", "workflow", "include", "spec"}
 # The order in which a job's keys must appear (a job may leave any out).
@@ -255,17 +257,40 @@ def assert_released_and_verified(stand_ins: StandIns, pipeline: LocalPipeline) -
         assert ("pypi", name) in stored
         assert ("generic", f"{name}.sigstore.json") in stored
         assert ("generic", f"{name}.publish.attestation") in stored
-    # The consumer job verified every file and installed the package it verified.
+    assert ("generic", SBOM) in stored
+    assert ("generic", f"{SBOM}.sigstore.json") in stored
+    assert_release_page(stand_ins)
+    # The consumer job verified every file (the SBOM too) and installed the package.
     report = pipeline.checkout / ".gitlab-ci-local" / "builds" / "consumer_verification"
     suite = ElementTree.parse(report / "verification.xml").getroot()
     cases = list(suite.iter("testcase"))
-    assert len(cases) >= len(ARTIFACTS)
+    assert {case.get("name") for case in cases} == {*ARTIFACTS, SBOM}
     failed = [
         case for case in cases if case.find("failure") is not None or case.find("error") is not None
     ]
     assert not failed, "a verification case failed"
     assert all("verdict: verified" in (case.findtext("system-out") or "") for case in cases)
     assert "Name: hello-package" in pipeline.log("consumer_verification")
+
+
+def assert_release_page(stand_ins: StandIns) -> None:
+    """The tag's Release links every file of the release (package links) and release.json."""
+    project_id = stand_ins.gitlab.project_id(RELEASE_PROJECT)
+    release = releases_store(stand_ins.gitlab.app).release(project_id, TAG)
+    assert release is not None, "no Release page for the tag"
+    names = {link.name: link for link in release.links}
+    expected = {
+        *ARTIFACTS,
+        *(f"{name}.sigstore.json" for name in (*ARTIFACTS, SBOM)),
+        *(f"{name}.publish.attestation" for name in ARTIFACTS),
+        SBOM,
+        "release.json",
+    }
+    assert set(names) == expected
+    assert {link.link_type for link in release.links} == {"package"}
+    assert all(link.filepath == f"/{name}" for name, link in names.items())
+    assert "Signed by `https://" in release.description  # the generated notes
+    assert "poetry gitlab-verify hello-package==0.1.0" in release.description
 
 
 def signatures_before_packages(stand_ins: StandIns) -> None:
@@ -303,6 +328,7 @@ def test_single_job_pipeline_runs_in_gitlab_ci_local(tmp_path: Path, stand_ins: 
         assert ("pypi", name) in stored
         assert ("generic", f"{name}.sigstore.json") in stored
     signatures_before_packages(stand_ins)
+    assert_release_page(stand_ins)
 
 
 @pytest.mark.e2e

@@ -3,7 +3,8 @@
 Starts the GitLab and Sigstore stand-ins, copies examples/hello-package to a temporary
 directory and runs, through the real `poetry` executable with the plugin installed:
   1. `poetry gitlab-release` as a tag pipeline's release job would (CI variables, job token,
-     SIGSTORE_ID_TOKEN from id_tokens): configure, build, sign, verify, publish;
+     SIGSTORE_ID_TOKEN from id_tokens): build (with the SBOM), sign, verify, publish, and the
+     tag's Release page, which the demo then reads back from the Releases API;
   2. `poetry gitlab-verify` as a consumer would, with a personal access token;
   3. `poetry gitlab-pipelines` for the demo group.
 Each command line is printed before it runs; the demo stops at the first failure.
@@ -59,6 +60,24 @@ def _run(
     return result.returncode
 
 
+def _show_release_page(gitlab: GitLabStandIn, tag: str) -> None:
+    """The Release page the job created, as GitLab's Releases API returns it."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    project = urllib.parse.quote(RELEASE_PROJECT, safe="")
+    url = f"{gitlab.api_url}/projects/{project}/releases/{tag}"
+    print(f"\n=== the Release page\n$ GET {url}", flush=True)
+    request = urllib.request.Request(url, headers={"PRIVATE-TOKEN": gitlab.tokens.read_api})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        release = json.load(response)
+    print(f"{release['name']}: {release['_links']['self']}")
+    for link in sorted(release["assets"]["links"], key=lambda item: item["id"]):
+        print(f"  [{link['link_type']}] {link['name']}\n      {link['direct_asset_url']}")
+    print("notes:\n  " + "\n  ".join(release["description"].splitlines()))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox demo", description=__doc__)
     parser.add_argument(
@@ -79,6 +98,7 @@ def main(argv: list[str]) -> int:
             base = _isolated_environment(home)
             job = {**base, **release_job_environment(gitlab, sigstore, ref=f"v{VERSION}")}
             _run("release job (tag pipeline)", ["gitlab-release"], cwd=project, env=job)
+            _show_release_page(gitlab, f"v{VERSION}")
             consumer = {**base, "GITLAB_HOST": gitlab.url, "GITLAB_TOKEN": gitlab.tokens.read_api}
             _run(
                 "consumer verification",

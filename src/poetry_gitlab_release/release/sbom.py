@@ -9,7 +9,7 @@ here only, when the build runs), CycloneDX 1.6 JSON:
 - dependencies: the project depends on its direct requirements, each locked package on its own.
 
 It is reproducible: the serial number derives from the content (name, version, file digests,
-dependencies) and the timestamp is SOURCE_DATE_EPOCH when set. The sign step signs it with the
+dependencies) and the timestamp is SOURCE_DATE_EPOCH, left out when that is not set. The sign step signs it with the
 same certificate as the artifacts, publish-signatures puts it beside the signatures in the
 generic registry, and the Release page links it.
 """
@@ -67,11 +67,12 @@ def runtime_closure(
     return roots, [seen[name] for name in sorted(seen)]
 
 
-def _timestamp() -> datetime:
+def _timestamp() -> datetime | None:
+    """SOURCE_DATE_EPOCH, else none (the field is optional): a rebuild writes the same bytes."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch.isdecimal():
         return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return None
 
 
 def write_sbom(
@@ -105,7 +106,7 @@ def write_sbom(
         bom_ref=f"pkg:pypi/{_canonical(name)}@{version}",
     )
     bom = Bom(serial_number=uuid.UUID(bytes=fingerprint.digest()[:16], version=5))
-    bom.metadata.timestamp = _timestamp()
+    bom.metadata.timestamp = _timestamp()  # type: ignore[assignment]
     bom.metadata.component = project
     bom.metadata.tools.components.add(
         Component(type=ComponentType.APPLICATION, name=TOOL_NAME, version=tool_version)

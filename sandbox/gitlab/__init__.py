@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
+from sandbox.gitlab.app import App, LoggedRequest
 from sandbox.gitlab.auth import TokenRegistry, Tokens
 from sandbox.gitlab.faults import FaultPlan
 from sandbox.gitlab.object_storage import ObjectRequest, ObjectStorage
+from sandbox.gitlab.routes import wire
 from sandbox.gitlab.scenario import PipelineTruth, ProjectTruth, Scenario
-from sandbox.gitlab.server import App, LoggedRequest, make_server
+from sandbox.gitlab.server import make_server
 from sandbox.gitlab.state import StoredFile
 
 __all__ = [
@@ -49,21 +54,25 @@ class GitLabStandIn:
         rate_limit: int | None = None,
         generic_duplicates_allowed: bool = True,
         graphql_enabled: bool = True,
+        graphql_schema: Path | None = None,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.scenario = scenario if scenario is not None else Scenario.default()
         self.tokens = Tokens.create()
         self._registry = TokenRegistry(self.tokens)
         self.object_storage = ObjectStorage() if object_storage else None
-        self.app = App(
-            self.scenario,
-            tokens=self._registry,
-            object_storage=self.object_storage,
-            faults=faults,
-            latency=latency,
-            rate_limit=rate_limit,
-            generic_duplicates_allowed=generic_duplicates_allowed,
-            graphql_enabled=graphql_enabled,
+        self.app = wire(
+            App(
+                self.scenario,
+                tokens=self._registry,
+                object_storage=self.object_storage,
+                faults=faults,
+                latency=latency,
+                rate_limit=rate_limit,
+                generic_duplicates_allowed=generic_duplicates_allowed,
+                graphql_enabled=graphql_enabled,
+                graphql_schema=graphql_schema,
+            )
         )
         # tls_context: serve HTTPS with this server-side context (e.g. from trustme); url,
         # api_url and graphql_url then start with https://.
@@ -191,6 +200,23 @@ class GitLabStandIn:
         from sandbox.gitlab.ratelimit import RateLimiter
 
         self.app.limiter = RateLimiter(limit, period) if limit else None
+
+    def set_application_limit(
+        self,
+        name: str,
+        limit: int | None,
+        period: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Enable (or, with None, disable) an application limit such as ``group_projects_api``
+        (GitLab.com: 600 per minute on ``GET /groups/:id/projects``); ``clock`` lets a test run
+        a one-minute window without waiting."""
+        from sandbox.gitlab.ratelimit import ApplicationLimiter
+
+        if limit:
+            self.app.application_limits[name] = ApplicationLimiter(limit, period, clock)
+        else:
+            self.app.application_limits.pop(name, None)
 
     def set_generic_duplicates_allowed(self, allowed: bool) -> None:
         self.app.generic_duplicates_allowed = allowed

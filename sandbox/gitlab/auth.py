@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from sandbox.gitlab.http import ApiError, Request
 from sandbox.gitlab.models import Group, Project
+from sandbox.gitlab.principal import MEMBER, OUTSIDER, Principal, TokenRecord
 
-MEMBER = "member"
-OUTSIDER = "outsider"
+__all__ = ["MEMBER", "OUTSIDER", "Principal", "TokenRecord", "TokenRegistry", "Tokens"]
+
 JOB_USER = "gitlab-ci-token"
 EXPIRED_BODY = {
     "error": "invalid_token",
@@ -34,21 +35,15 @@ class Policy:
 POLICIES: dict[str, Policy] = {
     "pypi": Policy(pat_basic=True, deploy=True, job="basic"),
     "generic": Policy(pat_basic=True, deploy=True, job="any"),
+    # lib/api/project_packages.rb and group_packages.rb declare no `deploy_token_allowed` (nor
+    # basic_auth_personal_access_token): a DEPLOY-TOKEN header there is ignored, the request is
+    # anonymous, and a private project answers 404 "Project Not Found". Deploy tokens are only
+    # honoured by the registry routes (PyPI, generic: `deploy_token_allowed: true`).
     "packages_api": Policy(pat_basic=False, deploy=False, job="request"),
     "jobs": Policy(pat_basic=False, deploy=False, job="request"),
     "api": Policy(pat_basic=False, deploy=False, job=""),
     "graphql": Policy(pat_basic=False, deploy=False, job=""),
 }
-
-
-@dataclass(frozen=True)
-class TokenRecord:
-    kind: str  # personal | deploy | job
-    scopes: frozenset[str]
-    user: str | None
-    expired: bool = False
-    project_id: int | None = None
-    username: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,21 +72,6 @@ class Tokens:
             expired=pat(),
             outsider=pat(),
         )
-
-
-@dataclass(frozen=True)
-class Principal:
-    kind: str  # anonymous | personal | deploy | job
-    record: TokenRecord | None
-    credentials: tuple[str, ...]
-
-    @property
-    def user(self) -> str | None:
-        return self.record.user if self.record else None
-
-    @property
-    def job_project_id(self) -> int | None:
-        return self.record.project_id if self.record and self.kind == "job" else None
 
 
 class TokenRegistry:

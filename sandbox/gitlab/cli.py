@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from sandbox.gitlab import FaultPlan, GitLabStandIn, Scenario
@@ -22,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    parser.add_argument(
+        "--graphql-schema",
+        type=Path,
+        default=None,
+        help="serve GraphQL with this GitLab SDL schema (e.g. 16.3's) instead of the built-in one",
+    )
     parser.add_argument(
         "--generic-duplicates", choices=("allow", "deny"), default="allow", help="generic setting"
     )
@@ -43,6 +50,7 @@ def main(argv: list[str]) -> int:
         latency=args.latency,
         rate_limit=args.rate_limit,
         generic_duplicates_allowed=args.generic_duplicates == "allow",
+        graphql_schema=args.graphql_schema,
     )
     stop = threading.Event()
 

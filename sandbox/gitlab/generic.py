@@ -12,7 +12,7 @@ from sandbox.gitlab.pypi import file_response
 from sandbox.gitlab.state import DuplicateFileError
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 NAME_RE = re.compile(r"\A[A-Za-z0-9._+-]+\Z")  # Gitlab::Regex generic package name / file name
 VERSION_RE = re.compile(r"\A(?!.*\.\.)[\w+.-]+\Z", re.ASCII)

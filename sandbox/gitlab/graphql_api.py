@@ -21,6 +21,7 @@ from graphql import (
     ExecutionResult,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
     build_schema,
@@ -30,21 +31,25 @@ from graphql import (
 )
 
 from sandbox.gitlab.auth import Principal, can_see_group, can_see_project
-from sandbox.gitlab.graphql_complexity import MAX_PAGE_SIZE, complexity
+from sandbox.gitlab.graphql_complexity import MAX_PAGE_SIZE, complexity, depth
+from sandbox.gitlab.graphql_errors import parse_error, validation_errors
 from sandbox.gitlab.http import ApiError, Request, Response
 from sandbox.gitlab.models import COMPLETED_STATUSES, DETAILED_STATUS, Group, Job, Pipeline, Project
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 SCHEMA: GraphQLSchema = build_schema((Path(__file__).parent / "schema.graphql").read_text())
 MAX_COMPLEXITY_AUTHENTICATED = 250
 MAX_COMPLEXITY_ANONYMOUS = 200
+MAX_DEPTH_AUTHENTICATED = 20  # GitlabSchema::AUTHENTICATED_MAX_DEPTH
+MAX_DEPTH_ANONYMOUS = 15  # GitlabSchema::DEFAULT_MAX_DEPTH
 MAX_QUERY_SIZE = 10_000
 T = TypeVar("T")
 
 
 def register(app: App) -> None:
+    schema_for(app)  # build a given SDL schema now (seconds), not on the first request
     app.router.add("POST", "/api/graphql", "graphql", lambda r: graphql_endpoint(app, r))
     app.router.add("GET", "/api/graphql", "graphql", lambda r: graphql_endpoint(app, r))
 
@@ -124,11 +129,14 @@ def _detailed(status: str, path: str, ident: str) -> dict[str, Any]:
 
 
 class Context:
-    def __init__(self, app: App, principal: Principal, score: int, limit: int) -> None:
+    def __init__(
+        self, app: App, principal: Principal, score: int, limit: int, schema: GraphQLSchema
+    ) -> None:
         self.app = app
         self.principal = principal
         self.score = score
         self.limit = limit
+        self.schema = schema
 
 
 class GroupView:
@@ -224,7 +232,15 @@ class ProjectView:
             found = [p for p in pipelines if f"gid://gitlab/Ci::Pipeline/{p.id}" == args["id"]]
         elif args.get("sha") is not None:
             found = [p for p in pipelines if p.sha == args["sha"]]
+        elif not _pipeline_takes_id(self._ctx.schema):
+            # Before the `id` argument (GitLab < ~17.x), ProjectPipelineResolver#ready? refused a
+            # call without arguments: `unless iid.present? ^ sha.present?` raise
+            # Gitlab::Graphql::Errors::ArgumentError, 'Provide one of an IID or SHA'.
+            raise GraphQLError("Provide one of an IID or SHA")
         else:
+            # No arguments: "returns the latest pipeline for the head commit on the default
+            # branch" (the field's description in GitLab 18.8's schema), i.e.
+            # Project#latest_pipeline: null when that commit has no pipeline.
             latest = scenario.latest_pipeline(self._project.id)
             found = [latest] if latest else []
         return PipelineView(self._ctx, self._project, found[0]) if found else None
@@ -258,6 +274,12 @@ class ProjectView:
                 pipelines = [p for p in pipelines if (p.updated_at > moment) == after]
         views = [PipelineView(self._ctx, self._project, p) for p in pipelines]
         return Connection(views, lambda view: view.key, args)
+
+
+def _pipeline_takes_id(schema: GraphQLSchema) -> bool:
+    project = schema.type_map.get("Project")
+    field = project.fields.get("pipeline") if isinstance(project, GraphQLObjectType) else None
+    return field is not None and "id" in field.args
 
 
 class PipelineView:
@@ -319,7 +341,9 @@ class PipelineView:
             jobs = []
         if stage is not None:
             jobs = [job for job in jobs if job.stage == stage]
-        jobs.sort(key=lambda job: job.id)
+        # Newest first, as GitLab's jobs resolvers return them (Ci::JobsFinder orders by id
+        # descending), not in stage order.
+        jobs.sort(key=lambda job: job.id, reverse=True)
         return [JobView(self, job) for job in jobs]
 
 
@@ -404,24 +428,45 @@ class QueryRoot:
         return {"id": "gid://gitlab/User/1", "username": "root", "name": "Administrator"}
 
 
-_cache: dict[str, tuple[DocumentNode | None, list[GraphQLError]]] = {}
+_cache: dict[tuple[int, str], tuple[DocumentNode | None, list[dict[str, Any]]]] = {}
 _cache_lock = threading.Lock()
+_schemas: dict[Path, GraphQLSchema] = {}
 
 
-def _document(query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+def schema_for(app: App) -> GraphQLSchema:
+    """The stand-in's own schema, or the SDL file it was started with (e.g. GitLab 16.3's)."""
+    path = app.graphql_schema
+    if path is None:
+        return SCHEMA
     with _cache_lock:
-        cached = _cache.get(query)
+        schema = _schemas.get(path)
+    if schema is None:
+        schema = build_schema(path.read_text())
+        with _cache_lock:
+            _schemas[path] = schema
+    return schema
+
+
+def _document(
+    schema: GraphQLSchema, query: str
+) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
+    key = (id(schema), query)
+    with _cache_lock:
+        cached = _cache.get(key)
     if cached is not None:
         return cached
+    errors: list[dict[str, Any]]
     try:
         document: DocumentNode | None = parse(query)
-        errors = validate(SCHEMA, document) if document is not None else []
     except GraphQLError as error:
-        document, errors = None, [error]
+        document, errors = None, [parse_error(error)]
+    else:
+        assert document is not None
+        errors = validation_errors(validate(schema, document))
     with _cache_lock:
         if len(_cache) > 512:
             _cache.clear()
-        _cache[query] = (document, errors)
+        _cache[key] = (document, errors)
     return document, errors
 
 
@@ -438,9 +483,10 @@ def run_query(app: App, principal: Principal, payload: Any) -> dict[str, Any]:
     variables = payload.get("variables") or {}
     if isinstance(variables, str):
         variables = json.loads(variables) if variables.strip() else {}
-    document, errors = _document(query)
+    schema = schema_for(app)
+    document, errors = _document(schema, query)
     if errors or document is None:
-        return {"errors": [error.formatted for error in errors]}
+        return {"errors": errors}
     operation_name = payload.get("operationName")
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = [
@@ -453,15 +499,27 @@ def run_query(app: App, principal: Principal, payload: Any) -> dict[str, Any]:
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
-    limit = (
-        MAX_COMPLEXITY_ANONYMOUS if principal.kind == "anonymous" else MAX_COMPLEXITY_AUTHENTICATED
-    )
-    score = complexity(SCHEMA, chosen[0], fragments, variables)
+    anonymous = principal.kind == "anonymous"
+    limit = MAX_COMPLEXITY_ANONYMOUS if anonymous else MAX_COMPLEXITY_AUTHENTICATED
+    max_depth = MAX_DEPTH_ANONYMOUS if anonymous else MAX_DEPTH_AUTHENTICATED
+    # graphql-ruby's analyzers (GraphQL::Analysis::AST::MaxQueryComplexity / MaxQueryDepth)
+    # word their refusals like this; both run before execution.
+    refusals = []
+    found_depth = depth(chosen[0], fragments)
+    if found_depth > max_depth:
+        refusals.append(
+            {"message": f"Query has depth of {found_depth}, which exceeds max depth of {max_depth}"}
+        )
+    score = complexity(schema, chosen[0], fragments, variables)
     if score > limit:
-        return _error(f"Query has complexity of {score}, which exceeds max complexity of {limit}")
-    ctx = Context(app, principal, score, limit)
+        refusals.append(
+            {"message": f"Query has complexity of {score}, which exceeds max complexity of {limit}"}
+        )
+    if refusals:
+        return {"errors": refusals}
+    ctx = Context(app, principal, score, limit, schema)
     result = execute(
-        SCHEMA,
+        schema,
         document,
         root_value=QueryRoot(ctx),
         variable_values=variables,

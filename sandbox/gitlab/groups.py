@@ -11,7 +11,7 @@ from sandbox.gitlab.models import Group, Project, iso
 from sandbox.gitlab.pagination import paginate
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 PROJECT_ORDER: dict[str, Callable[[Project], object]] = {
     "id": lambda p: p.id,
@@ -159,6 +159,8 @@ def group_projects(app: App, request: Request) -> Response:
     assert request.principal is not None
     require_scope(request.principal, write=False)
     group = app.group_for(request, request.path_params["id"])
+    # lib/api/groups.rb: `check_rate_limit_by_user_or_ip!(:group_projects_api)` (600/min).
+    app.check_application_limit("group_projects_api", request)
     projects = app.scenario.group_projects(
         group,
         include_subgroups=request.bool_param("include_subgroups", False),

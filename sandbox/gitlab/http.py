@@ -6,11 +6,9 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-if TYPE_CHECKING:
-    from sandbox.gitlab.auth import Principal
+from sandbox.gitlab.principal import Principal
 
 
 @dataclass

@@ -59,6 +59,8 @@ class Project:
     last_activity_at: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc)
     shared_with_group_ids: tuple[int, ...] = ()
     topics: tuple[str, ...] = ()
+    # The default branch's head commit; None: the commit of its newest pipeline.
+    head_sha: str | None = None
 
 
 @dataclass(frozen=True)

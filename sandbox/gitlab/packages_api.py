@@ -12,7 +12,7 @@ from sandbox.gitlab.pagination import paginate
 from sandbox.gitlab.state import Package
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 PACKAGE_TYPES = [
     "composer",
@@ -120,8 +120,14 @@ def _filtered(request: Request, packages: list[Package]) -> list[Package]:
             raise ApiError.grape("package_type does not have a valid value")
         packages = [p for p in packages if p.package_type == package_type]
     name = request.param("package_name")
-    if name:
-        packages = [p for p in packages if name.lower() in p.name.lower()]  # fuzzy, like ILIKE
+    if name and name.split():
+        # Packages::FinderHelper#filter_by_package_name -> Package.search_by_name ->
+        # fuzzy_search(query, [:name], use_minimum_char_limit: false) (lib/gitlab/sql/pattern.rb):
+        # the query is split on whitespace and every word must match `name ILIKE '%word%'`,
+        # with `%` and `_` escaped (sanitize_sql_like): a case-insensitive substring match on
+        # the name *as stored*. No PEP 503 normalisation: `my-tool` does not find `My_Tool`.
+        words = [word.lower() for word in name.split()]
+        packages = [p for p in packages if all(word in p.name.lower() for word in words)]
     version = request.param("package_version")
     if version:
         packages = [p for p in packages if p.version == version]

@@ -19,7 +19,7 @@ from sandbox.gitlab.models import (
 from sandbox.gitlab.pagination import paginate
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 SCOPES = ("running", "pending", "finished", "branches", "tags")
 ORDER_BY = ("id", "status", "ref", "updated_at", "user_id")
@@ -297,6 +297,15 @@ def get_job(app: App, request: Request) -> Response:
 
 
 def trace(app: App, request: Request) -> Response:
+    # lib/api/ci/jobs.rb `get ':id/jobs/:job_id/trace'`: `trace = build.trace.raw || ''` then
+    # `body trace` as text/plain: a job without a log is 200 with an empty body, not 404.
     project = _project(app, request)
     job, _ = _job(app, request, project)
-    return Response(200, job.trace.encode(), [("Content-Type", "text/plain; charset=utf-8")])
+    return Response(
+        200,
+        job.trace.encode(),
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Disposition", f'infile; filename="{job.id}.log"'),
+        ],
+    )

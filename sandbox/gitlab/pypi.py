@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from functools import partial
@@ -14,7 +13,7 @@ from sandbox.gitlab.multipart import parse_multipart
 from sandbox.gitlab.state import DuplicateFileError, Package, PackageFile, normalize_pypi_name
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 # Gitlab::Regex.pypi_version_regex (PEP 440)
 VERSION_RE = re.compile(
@@ -90,12 +89,14 @@ def upload(app: App, request: Request) -> Response:
     assert content is not None and content.filename is not None
     if not VERSION_RE.match(fields["version"]):
         raise ApiError.grape("version is invalid")
-    digest = fields.get("sha256_digest")
-    if digest:
-        if not SHA256_RE.match(digest):
-            raise ApiError.grape("sha256_digest is invalid")
-        if digest.lower() != hashlib.sha256(content.content).hexdigest():
-            raise ApiError.bad_request("Validation failed: File sha256 does not match the file")
+    digest = fields.get("sha256_digest") or None
+    if digest is not None and not SHA256_RE.match(digest):
+        # lib/api/pypi_packages.rb: `optional :sha256_digest, regexp: /\A[0-9a-f]{64}\z/i`
+        raise ApiError.grape("sha256_digest is invalid")
+    # No comparison with the file: GitLab stores the client's digest as the file's sha256
+    # (Packages::Pypi::CreatePackageService#file_params: file_sha256: params[:sha256_digest]),
+    # and the simple index and the files route then use that digest. Without one we store the
+    # computed digest [assumption: not checked against GitLab].
     file_name = content.filename.rsplit("/", 1)[-1]
     metadata = {k: fields[k] for k in STORED_METADATA if k in fields}
     if "description" in metadata:
@@ -109,6 +110,7 @@ def upload(app: App, request: Request) -> Response:
             content.content,
             requires_python=fields.get("requires_python", ""),
             metadata=metadata,
+            sha256=digest.lower() if digest else None,
         )
     except DuplicateFileError:
         raise ApiError.bad_request("Validation failed: File name has already been taken") from None

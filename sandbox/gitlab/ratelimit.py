@@ -1,9 +1,11 @@
-"""A Rack::Attack-like throttle: a request budget per period, then 429 ``Retry later``."""
+"""Rate limits: a Rack::Attack-like throttle (429 ``Retry later`` with ``Retry-After``) and
+GitLab's application limiter (429 JSON without ``Retry-After``)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 
 
@@ -47,3 +49,42 @@ class RateLimiter:
                     ("Retry-After", str(max(1, int(reset_at - now + 0.999)))),
                 ]
             return allowed, headers
+
+
+class ApplicationLimiter:
+    """``Gitlab::ApplicationRateLimiter``: a per-endpoint budget in fixed windows.
+
+    GitLab counts each request in a cache key for the window ``floor(now / interval)``, so a
+    window is a fixed clock minute, not a sliding one. Over the threshold, the endpoint answers
+    via ``check_rate_limit!`` (lib/api/helpers/rate_limiter.rb): ``render_api_error!({ error:
+    'This endpoint has been requested too many times. Try again later.' }, 429)``, with no
+    ``Retry-After`` and no ``RateLimit-*`` headers (only Rack::Attack throttles send those).
+    E.g. ``group_projects_api``: 600 per minute per user on ``GET /groups/:id/projects``.
+    """
+
+    BODY = {
+        "message": {"error": "This endpoint has been requested too many times. Try again later."}
+    }
+
+    def __init__(
+        self, limit: int, period: float = 60.0, clock: Callable[[], float] = time.time
+    ) -> None:
+        if limit < 1:
+            raise ValueError("rate limit must be at least 1")
+        self.limit = limit
+        self.period = period
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, int], int] = {}
+        self.refused = 0
+
+    def allow(self, scope: str) -> bool:
+        with self._lock:
+            window = int(self.clock() // self.period)
+            key = (scope, window)
+            self._counts = {k: v for k, v in self._counts.items() if k[1] >= window}
+            self._counts[key] = self._counts.get(key, 0) + 1
+            allowed = self._counts[key] <= self.limit
+            if not allowed:
+                self.refused += 1
+            return allowed

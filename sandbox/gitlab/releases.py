@@ -36,7 +36,7 @@ from sandbox.gitlab.http import ApiError, Request, Response
 from sandbox.gitlab.models import Project, iso
 
 if TYPE_CHECKING:
-    from sandbox.gitlab.server import App
+    from sandbox.gitlab.app import App
 
 LINK_TYPES = ("other", "runbook", "image", "package")
 FILEPATH_RE = re.compile(r"\A/(?:[\-\.\w]+/?)*[\da-zA-Z]+\Z")  # Releases::Link::FILEPATH_REGEX

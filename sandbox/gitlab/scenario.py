@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from sandbox.gitlab.models import (
@@ -166,12 +166,33 @@ class Scenario:
         return self._pipelines_of.get(project_id, [])
 
     def latest_pipeline(self, project_id: int, ref: str | None = None) -> Pipeline | None:
+        """``Project#latest_pipeline(ref = default_branch)``: the newest pipeline for the *head
+        commit* of ``ref``; None when that commit has none (its pipeline not created yet, or
+        skipped). Used by REST ``/pipelines/latest`` and by GraphQL ``pipeline`` without
+        arguments."""
         project = self.projects[project_id]
         wanted = ref or project.default_branch
+        head = project.head_sha if wanted == project.default_branch else None
         for pipeline in self.project_pipelines(project_id):
             if pipeline.ref == wanted:
-                return pipeline
+                return pipeline if head is None or pipeline.sha == head else None
         return None
+
+    def with_new_head(self, project_path: str) -> Scenario:
+        """This scenario after a push to the project's default branch whose pipeline does not
+        exist (yet): its default-branch head has no pipeline."""
+        found = self.project(project_path)
+        if found is None:
+            raise KeyError(project_path)
+        moved = replace(found, head_sha=_sha(found.id, "pushed", found.default_branch))
+        projects = [moved if p.id == found.id else p for p in self.projects.values()]
+        return Scenario(
+            self.groups.values(),
+            projects,
+            self.pipelines.values(),
+            name=f"{self.name}+push",
+            release_project_path=self.release_project_path,
+        )
 
     # ground truth --------------------------------------------------------------------------
     def truth(self, project: int | str) -> ProjectTruth:
@@ -492,7 +513,11 @@ class _Builder:
             duration=length if ended else None,
             queued_duration=queued,
             failure_reason=reason,
-            trace=_trace(job_id, name, status, ref) if ran else "",
+            # A job that failed stuck (no runner took it) has no log: GitLab answers its trace
+            # with 200 and an empty body.
+            trace=_trace(job_id, name, status, ref)
+            if ran and reason != "stuck_or_timeout_failure"
+            else "",
         )
 
 

@@ -1,4 +1,5 @@
-"""The HTTP server: reads requests, applies rate limit, latency and faults, dispatches, logs."""
+"""The HTTP server: reads requests, applies rate limit, latency and faults, hands them to the
+``App`` (sandbox.gitlab.app), logs."""
 
 from __future__ import annotations
 
@@ -7,118 +8,18 @@ import socket
 import ssl
 import struct
 import sys
-import threading
 import time
-import traceback
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.gitlab.auth import Principal, TokenRegistry, can_see_group, can_see_project
-from sandbox.gitlab.faults import BAD_GATEWAY_HTML, UNAVAILABLE_HTML, FaultPlan
-from sandbox.gitlab.http import ApiError, Request, Response, Router
-from sandbox.gitlab.models import Group, Project
-from sandbox.gitlab.object_storage import ObjectStorage
-from sandbox.gitlab.ratelimit import RateLimiter
-from sandbox.gitlab.scenario import Scenario
-from sandbox.gitlab.state import PackageState
-
-
-@dataclass(frozen=True)
-class LoggedRequest:
-    method: str
-    path: str
-    query: str
-    status: int  # 0 when the connection was reset
-    credentials: tuple[str, ...]  # transports presented: private-token, bearer, basic, ...
-    principal: str  # anonymous | personal | deploy | job | "" (not resolved)
-    seconds: float  # server time from first byte of the headers to the response
-    fault: str | None
+from sandbox.gitlab.app import App, LoggedRequest
+from sandbox.gitlab.auth import presented_credentials
+from sandbox.gitlab.faults import BAD_GATEWAY_HTML, UNAVAILABLE_HTML
+from sandbox.gitlab.http import Request, Response
 
 
 class _ConnectionResetError(Exception):
     pass
-
-
-class App:
-    """Everything one stand-in serves; handler modules register their routes on ``router``."""
-
-    def __init__(
-        self,
-        scenario: Scenario,
-        *,
-        tokens: TokenRegistry,
-        object_storage: ObjectStorage | None,
-        faults: FaultPlan | None,
-        latency: float,
-        rate_limit: int | None,
-        generic_duplicates_allowed: bool,
-        graphql_enabled: bool,
-    ) -> None:
-        self.scenario = scenario
-        self.tokens = tokens
-        self.state = PackageState()
-        self.object_storage = object_storage
-        self.faults = faults
-        self.latency = latency
-        self.limiter = RateLimiter(rate_limit) if rate_limit else None
-        self.generic_duplicates_allowed = generic_duplicates_allowed
-        self.graphql_enabled = graphql_enabled
-        self.url = ""
-        self.log: list[LoggedRequest] = []
-        self._log_lock = threading.Lock()
-        self.router = Router()
-        from sandbox.gitlab import generic, graphql_api, groups, packages_api, pipelines, pypi
-
-        for module in (pypi, generic, packages_api, groups, pipelines, graphql_api):
-            module.register(self)
-        from sandbox.gitlab import releases  # Releases API (#16)
-
-        releases.register(self)
-
-    # lookups with GitLab's visibility rules ------------------------------------------------
-    def project_for(self, request: Request, ident: str, *, package_route: bool = False) -> Project:
-        principal = request.principal or Principal("anonymous", None, ())
-        project = self.scenario.project(ident)
-        if project is None:
-            raise ApiError.not_found("Project")
-        if not can_see_project(principal, project):
-            if package_route and principal.kind == "anonymous":
-                raise ApiError.unauthorized()
-            raise ApiError.not_found("Project")
-        return project
-
-    def group_for(self, request: Request, ident: str) -> Group:
-        principal = request.principal or Principal("anonymous", None, ())
-        group = self.scenario.group(ident)
-        if group is None or not can_see_group(principal, group):
-            raise ApiError.not_found("Group")
-        return group
-
-    def record(self, entry: LoggedRequest) -> None:
-        with self._log_lock:
-            self.log.append(entry)
-
-    # dispatch ----------------------------------------------------------------------------------
-    def handle(self, request: Request) -> tuple[Response, str]:
-        try:
-            if not request.path.startswith(("/api/v4/", "/api/graphql")):
-                return Response.text(404, "Not Found"), ""
-            matched = self.router.match(request.method, request.path)
-            if matched is None:
-                return ApiError.not_found().response(), ""
-            route, params = matched
-            request.path_params = params
-            request.principal = self.tokens.resolve(request, route.auth)
-            return route.handler(request), request.principal.kind
-        except ApiError as error:
-            kind = request.principal.kind if request.principal else ""
-            if request.path.startswith("/api/graphql") and error.status == 401:
-                return Response.json(401, {"errors": [{"message": "Invalid token"}]}), kind
-            return error.response(), kind
-        except Exception:  # noqa: BLE001 - a bug in the stand-in: answer like GitLab, report loudly
-            traceback.print_exc(file=sys.stderr)
-            return Response.json(500, {"message": "500 Internal Server Error"}), ""
 
 
 class _Server(ThreadingHTTPServer):
@@ -269,8 +170,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _credentials(request: Request) -> tuple[str, ...]:
-    from sandbox.gitlab.auth import presented_credentials
-
     return presented_credentials(request)
 
 

@@ -71,13 +71,15 @@ class PackageState:
         self._next_package = 1
         self._next_file = 1
 
-    def _new_file(self, package_id: int, file_name: str, content: bytes) -> PackageFile:
+    def _new_file(
+        self, package_id: int, file_name: str, content: bytes, sha256: str | None = None
+    ) -> PackageFile:
         record = PackageFile(
             id=self._next_file,
             package_id=package_id,
             file_name=file_name,
             content=content,
-            sha256=hashlib.sha256(content).hexdigest(),
+            sha256=sha256 if sha256 is not None else hashlib.sha256(content).hexdigest(),
             md5=hashlib.md5(content, usedforsecurity=False).hexdigest(),
             sha1=hashlib.sha1(content, usedforsecurity=False).hexdigest(),
             created_at=datetime.now(timezone.utc),
@@ -125,8 +127,15 @@ class PackageState:
         *,
         requires_python: str,
         metadata: dict[str, str],
+        sha256: str | None = None,
     ) -> PackageFile:
-        """find_or_create the (normalized name, version) package and add the file to it."""
+        """find_or_create the (normalized name, version) package and add the file to it.
+
+        The package keeps the name as the first upload spelled it (GitLab stores PyPI names
+        verbatim). ``sha256`` is the client's ``sha256_digest``, stored as given: GitLab's
+        ``Packages::Pypi::CreatePackageService#file_params`` passes
+        ``file_sha256: params[:sha256_digest]`` without comparing it with the file.
+        """
         with self.lock:
             package = self._find(project_id, "pypi", name, version)
             if package is not None and any(f.file_name == file_name for f in package.files):
@@ -134,7 +143,7 @@ class PackageState:
             if package is None:
                 package = self._create(project_id, "pypi", name, version, "default")
                 self.packages[package.id] = package
-            record = self._new_file(package.id, file_name, content)
+            record = self._new_file(package.id, file_name, content, sha256)
             package.files.append(record)
             package.requires_python = requires_python
             package.metadata.update(metadata)
@@ -151,9 +160,16 @@ class PackageState:
         status: str,
         duplicates_allowed: bool,
     ) -> PackageFile:
+        # Packages::Generic::CreatePackageFileService: with generic_duplicates_allowed off, only
+        # a file of the same *name* in that package is refused (`package.package_files
+        # .with_file_name(file_name).exists?` -> DuplicatePackageError); new files are added.
         with self.lock:
             package = self._find(project_id, "generic", name, version)
-            if package is not None and not duplicates_allowed:
+            if (
+                package is not None
+                and not duplicates_allowed
+                and any(f.file_name == file_name for f in package.files)
+            ):
                 raise DuplicateFileError(file_name)
             if package is None:
                 package = self._create(project_id, "generic", name, version, status)

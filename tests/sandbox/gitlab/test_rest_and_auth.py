@@ -40,8 +40,14 @@ def test_pypi_rules(gitlab_standin: GitLabStandIn) -> None:
     assert _pypi_upload(g, {"JOB-TOKEN": job}).status_code == 401  # header refused on PyPI
     assert _pypi_upload(g, _basic("someone", job)).status_code == 401
     assert _pypi_upload(g, _basic("x", g.tokens.read_api)).json()["error"] == "insufficient_scope"
-    bad = _pypi_upload(g, _basic("x", g.tokens.personal), sha256_digest="ab" * 32)
-    assert bad.status_code == 400
+    # GitLab does not compare sha256_digest with the file: it stores the client's digest.
+    wrong = "ab" * 32
+    unchecked = _pypi_upload(g, _basic("x", g.tokens.personal), sha256_digest=wrong)
+    assert unchecked.status_code == 201
+    assert [f.sha256 for f in g.stored_files()] == [wrong]
+    bad = _pypi_upload(g, _basic("x", g.tokens.personal), sha256_digest="not-hex")
+    assert bad.json() == {"error": "sha256_digest is invalid"}
+    g.clear_packages()
     missing = httpx.post(
         f"{g.api_url}/projects/{HELLO}/packages/pypi",
         data={"x": "1"},
@@ -114,7 +120,9 @@ def test_generic_rules(gitlab_standin: GitLabStandIn) -> None:
     assert selected.status_code == 200
     assert selected.json()["file_sha256"] == hashlib.sha256(b"{}").hexdigest()
     g.set_generic_duplicates_allowed(False)
-    denied = httpx.put(f"{g.api_url}{GENERIC}/c.sig", content=b"3", headers=pat)
+    # Duplicates off refuses the same file *name* only; another file joins the package.
+    assert httpx.put(f"{g.api_url}{GENERIC}/c.sig", content=b"3", headers=pat).status_code == 201
+    denied = httpx.put(f"{g.api_url}{GENERIC}/a.sig", content=b"3", headers=pat)
     assert denied.json() == {"message": "400 Bad request - Duplicate package is not allowed"}
     bad_name = httpx.put(
         f"{g.api_url}/projects/100/packages/generic/bad name/1.0/x", content=b"", headers=pat
@@ -134,7 +142,7 @@ def test_generic_rules(gitlab_standin: GitLabStandIn) -> None:
     missing = httpx.get(f"{g.api_url}/projects/100/packages/generic/none/1.0/x", headers=pat)
     assert missing.json() == {"message": "404 Package Not Found"}
     files = [(f.file_name, f.content) for f in g.stored_files(HELLO)]
-    assert files == [("a.sig", b"1"), ("a.sig", b"2"), ("b.sigstore.json", b"{}")]
+    assert files == [("a.sig", b"1"), ("a.sig", b"2"), ("b.sigstore.json", b"{}"), ("c.sig", b"3")]
 
 
 def test_packages_api_and_job_token_scope(gitlab_standin: GitLabStandIn) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from sandbox.environment import release_job_environment
 from sandbox.gitlab import GitLabStandIn
+from sandbox.gitlab.releases import store as releases_store
 from sandbox.sigstore import SigstoreStandIn
 from tests.fixtures.poetry import PoetryCli
 
@@ -268,9 +269,21 @@ def test_pip_installs_the_published_package(release: Release, tmp_path: Path) ->
 
 def test_rerun_is_a_no_op(release: Release) -> None:
     before = release.stored()
+    page = releases_store(release.gitlab.app).release(PROJECT_ID, TAG)
+    assert page is not None, "the first run created no Release page"
+    links_before = sorted((link.name, link.url) for link in page.links)
+    release.gitlab.reset_log()
     result = release.run("--cosign-compat", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert release.stored() == before
+    # The Release page was read and found as it should be: nothing written.
+    writes = [e for e in release.gitlab.request_log if "/releases" in e.path and e.method != "GET"]
+    assert writes == []
+    assert sorted((link.name, link.url) for link in page.links) == links_before
+    release.gitlab.reset_log()
+    quiet = release.run("--steps", "publish-packages", "--no-release-page")
+    assert quiet.returncode == 0, quiet.stderr
+    assert not [e for e in release.gitlab.request_log if "/releases" in e.path]
     manifest = json.loads(result.stdout)
     for entry in manifest["files"]:
         assert entry["status"] == "present"

@@ -34,6 +34,7 @@ TAG = "v1.2.3"
 VERSION = "1.2.3"
 EPOCH = "1700000000"
 ARTIFACTS = ("hello_package-1.2.3.tar.gz", "hello_package-1.2.3-py3-none-any.whl")
+SBOM = "hello_package-1.2.3.cdx.json"
 
 
 @dataclass
@@ -144,7 +145,13 @@ def test_summary_and_manifest(release: Release) -> None:
     assert manifest["issuer"] == release.gitlab.url
     assert manifest["ref"] == f"refs/tags/{TAG}"
     files = {entry["file"]: entry for entry in manifest["files"]}
-    assert set(files) == set(ARTIFACTS)
+    assert set(files) == {*ARTIFACTS, SBOM}
+    # The SBOM: signed (one certificate for the release), published to the generic registry.
+    sbom = files.pop(SBOM)
+    assert (sbom["kind"], sbom["status"]) == ("sbom", "uploaded")
+    assert sbom["url"].endswith(f"/packages/generic/hello-package/{VERSION}/{SBOM}")
+    assert isinstance(sbom["rekor_log_index"], int)
+    assert sbom["attestation_rekor_log_index"] is None  # PEP 740 is for distributions
     for entry in files.values():
         assert entry["status"] == "uploaded"
         assert isinstance(entry["rekor_log_index"], int)

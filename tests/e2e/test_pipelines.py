@@ -135,6 +135,22 @@ def test_json_equals_ground_truth(
         assert document["requests"] == 1  # < 100 projects: one GraphQL page
 
 
+@pytest.mark.parametrize("api", ["graphql", "rest"])
+def test_ref_default_is_the_default_branch_heads_pipeline(
+    monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    """After a push whose pipeline does not exist yet, `--ref default` shows no pipeline for
+    that project (GitLab's answer for the head commit), not an older default-branch one."""
+    scenario = Scenario.default().with_new_head("demo-group/hello-package")
+    with GitLabStandIn(scenario) as standin:
+        run = run_in_process(standin, monkeypatch)
+        _, out, err = run(f"--group demo-group --format json --api {api} --ref default")
+    rows = shown(json.loads(out))
+    assert rows == expected(scenario, "demo-group", ref="default"), err
+    assert rows["demo-group/hello-package"] is None
+    assert any(scenario.project_pipelines(100))  # older pipelines of main exist
+
+
 def test_archived_projects_only_with_include_archived(
     generated: GitLabStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -359,6 +375,34 @@ def test_real_poetry_outside_a_project(
         "success": 1,
         "none": 1,
     }
+
+
+@pytest.mark.xdist_group("gitlab-real-schemas")
+def test_real_poetry_falls_back_to_rest_on_gitlab_16_3(
+    make_gitlab_standin: Callable[..., GitLabStandIn], poetry_cli: PoetryCli, tmp_path: Path
+) -> None:
+    """GitLab 16.3's real schema has no `includeArchived` on Group.projects (nor
+    Pipeline.source), and its `pipeline` needs an iid or sha: every --ref mode falls back to
+    REST, says why at -v, and shows the same truth."""
+    from tests.sandbox.gitlab.real_schemas import schema_path
+
+    standin = make_gitlab_standin(graphql_schema=schema_path("16.3"))
+    env = {"GITLAB_TOKEN": standin.tokens.read_api}
+    for ref in ("", "default", "main"):
+        ref_args = ("--ref", ref) if ref else ()
+        result = poetry_cli.run(
+            "gitlab-pipelines", "--host", standin.url, "-g", "demo-group", "-f", "json", "-v",
+            *ref_args, cwd=tmp_path, env=env, timeout=60,
+        )  # fmt: skip
+        assert result.returncode in (1, 3), result.stderr
+        document = json.loads(result.stdout)
+        assert document["api"] == "rest", ref
+        assert shown(document) == expected(standin.scenario, "demo-group", ref=ref or None)
+        assert "GraphQL is unavailable (this GitLab's GraphQL schema lacks what the query " in (
+            result.stderr
+        )
+        assert "doesn't accept argument 'includeArchived'" in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_real_poetry_rest_fallback_and_job_token(

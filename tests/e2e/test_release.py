@@ -417,3 +417,38 @@ def test_tag_that_is_not_a_version_is_a_usage_error(poetry_cli: PoetryCli, tmp_p
     )
     assert result.returncode == 2
     assert "CI_COMMIT_TAG 'release-five' is not a PEP 440 version" in result.stderr
+
+
+def test_publish_with_a_deploy_token_is_idempotent(poetry_cli: PoetryCli, tmp_path: Path) -> None:
+    """A deploy token (write_package_registry) publishes; it cannot read the Packages API, so
+    what is already there comes from the simple index and generic file GETs."""
+    with pipeline(tmp_path) as job:
+        env = {**job.env, "GITLAB_TOKEN": job.gitlab.tokens.deploy_token}
+        first = poetry_cli.run("gitlab-release", cwd=job.project, env=env)
+        assert first.returncode == 0, first.stderr
+        stored = sorted(f.file_name for f in job.gitlab.stored_files(PROJECT_ID))
+        packages = job.gitlab.stored_files(PROJECT_ID, package_type="pypi")
+        assert sorted(f.file_name for f in packages) == sorted(ARTIFACTS)
+        job.gitlab.reset_log()
+        again = poetry_cli.run("gitlab-release", "--format", "json", cwd=job.project, env=env)
+        assert again.returncode == 0, again.stderr
+        assert sorted(f.file_name for f in job.gitlab.stored_files(PROJECT_ID)) == stored
+        manifest = json.loads(again.stdout)
+        assert {entry["status"] for entry in manifest["files"]} == {"present"}
+        log = job.gitlab.request_log
+        assert {entry.principal for entry in log if entry.path.startswith("/api/v4/")} == {"deploy"}
+        assert not [entry for entry in log if entry.path.endswith("/packages")]  # no list API
+        assert job.gitlab.tokens.deploy_token not in first.stdout + first.stderr + again.stderr
+
+
+def test_an_epoch_version_is_refused_before_anything(poetry_cli: PoetryCli, tmp_path: Path) -> None:
+    """`1!2.0` is PEP 440, but GitLab's generic registry refuses `!` in a version: the release
+    stops at once (exit 2) instead of failing after signing, with nothing sent anywhere."""
+    with pipeline(tmp_path, ref="v1!2.0") as job:
+        env = {**job.env, "CI_COMMIT_TAG": "v1!2.0", "GITLAB_TOKEN": job.gitlab.tokens.personal}
+        result = poetry_cli.run("gitlab-release", cwd=job.project, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "CI_COMMIT_TAG 'v1!2.0' has a PEP 440 epoch (1!)" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert job.gitlab.request_log == [] and job.gitlab.stored_files() == []
+        assert not (job.project / "dist").exists() or not any((job.project / "dist").iterdir())

@@ -391,3 +391,66 @@ def test_composite_status_follows_gitlab() -> None:
     assert composite_status(jobs("canceled", "success")) == "canceled"
     assert composite_status([]) == "skipped"
     assert composite_status([{"status": "failed", "allow_failure": True}]) == "success"
+
+
+def test_every_graphql_error_is_inspected_for_an_older_schema() -> None:
+    from poetry_gitlab_release.gitlab.client import GraphQLResponseError
+    from poetry_gitlab_release.pipelines.fetch import graphql_unavailable_reason
+
+    def answer(*errors: dict[str, object]) -> GraphQLResponseError:
+        return GraphQLResponseError.of(list(errors), 200)
+
+    # graphql-ruby's words (GitLab), not graphql-js's; the telling error need not be first.
+    older = answer(
+        {"message": "Variable $includeArchived is declared by GroupLatestPipelines but not used"},
+        {"message": "Field 'projects' doesn't accept argument 'includeArchived'"},
+    )
+    reason = graphql_unavailable_reason(older)
+    assert reason is not None and "lacks what the query needs" in reason
+    coded = answer({"message": "something new", "extensions": {"code": "undefinedField"}})
+    assert graphql_unavailable_reason(coded) is not None
+    # GitLab before `pipeline` took no arguments (--ref default): REST's /pipelines/latest.
+    resolver = graphql_unavailable_reason(answer({"message": "Provide one of an IID or SHA"}))
+    assert resolver is not None and "default branch's latest pipeline" in resolver
+    # A real failure is not hidden behind a fallback.
+    assert graphql_unavailable_reason(answer({"message": "Internal server error"})) is None
+    assert str(older.message).endswith("(and 1 more)")
+
+
+def test_a_failed_job_without_a_log_shows_empty_log() -> None:
+    """GitLab answers the trace of a job that never wrote a log with 200 and an empty body."""
+    from poetry_gitlab_release.config.settings import resolve_settings
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.pipelines.fetch import FetchOptions, PipelineFetcher
+    from sandbox.gitlab import GitLabStandIn, Scenario
+
+    with GitLabStandIn(Scenario.generate(projects=40, seed=1)) as standin:
+        settings = resolve_settings({"host": standin.url, "token": standin.tokens.read_api}, {})
+        with GitLabClient(settings) as client:
+            snapshot = PipelineFetcher(client, FetchOptions(group="acme", logs=3)).fetch()
+    jobs = {
+        (row.full_path, job.name): job.log_tail
+        for row in snapshot.rows
+        if row.pipeline is not None
+        for job in row.pipeline.failed_jobs
+    }
+    assert jobs[("acme/team-2/service-15", "test:unit 3.10")] == ("(empty log)",)
+    assert any(tail and tail[-1].startswith("[job ") for tail in jobs.values())
+
+
+def test_failed_jobs_are_in_run_order_as_rest_shows_them() -> None:
+    """GitLab's GraphQL lists jobs newest first; the row shows them in run order, like REST."""
+    from poetry_gitlab_release.pipelines.fetch import pipeline_from_graphql
+
+    node = {
+        "id": "gid://gitlab/Ci::Pipeline/9",
+        "status": "FAILED",
+        "jobs": {
+            "nodes": [
+                {"id": "gid://gitlab/Ci::Build/12", "name": "deploy", "stage": {"name": "d"}},
+                {"id": "gid://gitlab/Ci::Build/11", "name": "test", "stage": {"name": "t"}},
+            ]
+        },
+    }
+    pipeline = pipeline_from_graphql(node, "https://gitlab.example.com")
+    assert [job.name for job in pipeline.failed_jobs] == ["test", "deploy"]

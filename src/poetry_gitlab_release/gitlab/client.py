@@ -43,6 +43,8 @@ from poetry_gitlab_release.files import CHUNK_SIZE, read_chunks
 from poetry_gitlab_release.tls import client_cert_alert, ssl_context, tls_error, tls_failure
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RATE_LIMIT_WINDOW = 60.0  # GitLab's application limits count per minute (fixed windows)
+RATE_LIMIT_WAITS = (5.0, 10.0, 20.0, 30.0, 30.0, 30.0)  # 125 s in all: over two windows
 MAX_REDIRECTS = 5
 MAX_ERROR_BODY = 300
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # JSON pages, simple indexes, bundles: far below this
@@ -105,13 +107,50 @@ def _message_of(response: httpx.Response) -> str:
         text = response.text.strip()
     else:
         if isinstance(body, Mapping):
-            text = str(
-                body.get("message") or body.get("error_description") or body.get("error") or body
-            )
+            message = body.get("message")
+            if isinstance(message, Mapping) and message.get("error"):
+                message = message["error"]  # the application limiter's {"message": {"error": ...}}
+            text = str(message or body.get("error_description") or body.get("error") or body)
         else:
             text = str(body)
     text = " ".join(text.split())
     return text[:MAX_ERROR_BODY] + ("..." if len(text) > MAX_ERROR_BODY else "")
+
+
+@dataclass(frozen=True)
+class GraphQLProblem:
+    """One entry of a GraphQL answer's `errors`: its message and `extensions.code`, if any."""
+
+    message: str
+    code: str | None = None
+
+
+class GraphQLResponseError(ApiError):
+    """A GraphQL answer with `errors`: every one of them is kept (`problems`), so that a caller
+    can tell a schema this GitLab does not have from a real failure. The message shows the
+    first, shortened, and how many more there are."""
+
+    def __init__(self, problems: tuple[GraphQLProblem, ...], status: int) -> None:
+        first = problems[0].message if problems else "an empty errors list"
+        text = first if len(first) <= MAX_ERROR_BODY else first[:MAX_ERROR_BODY] + "..."
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"GraphQL error: {text}{more}", status=status)
+        self.problems = problems
+
+    @classmethod
+    def of(cls, errors: object, status: int) -> GraphQLResponseError:
+        entries = errors if isinstance(errors, list) else [errors]
+        problems = []
+        for entry in entries:
+            message: Any = entry.get("message", entry) if isinstance(entry, Mapping) else entry
+            extensions = entry.get("extensions") if isinstance(entry, Mapping) else None
+            code = extensions.get("code") if isinstance(extensions, Mapping) else None
+            problems.append(
+                GraphQLProblem(
+                    " ".join(str(message).split()), code if isinstance(code, str) else None
+                )
+            )
+        return cls(tuple(problems), status)
 
 
 class GitLabClient:
@@ -126,12 +165,18 @@ class GitLabClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         on_retry: Callable[[str, float], None] | None = None,
+        on_rate_limit: Callable[[str, float], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`on_retry` hears of each retry; `on_rate_limit` (else `on_retry`) of each wait for
+        a rate limit, a one-line message worth showing by default since it may last minutes."""
         self.settings = settings
         self.credential: Credential | None = settings.credential
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._on_retry = on_retry
+        self._on_rate_limit = on_rate_limit
+        self._clock = clock
         self._home = origin(settings.api_url)
         self.request_count = 0
         self._count_lock = threading.Lock()  # the client may be shared by worker threads
@@ -221,7 +266,10 @@ class GitLabClient:
         """
         expected_codes = set(expected)
         attempts = self.retry.attempts if retry else 1
-        for attempt in range(1, attempts + 1):
+        limited: list[float] = []  # waits for a 429 without Retry-After, see _rate_limit_delay
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             status = 0
             try:
                 response = self._send_following_redirects(
@@ -259,6 +307,19 @@ class GitLabClient:
                         status=response.status_code,
                     )
                 return response
+            if status == 429 and retry and _retry_after(response) is None:
+                delay = self._rate_limit_delay(response, limited)
+                if delay is not None:
+                    limited.append(delay)
+                    self._announce_rate_limit(
+                        f"GitLab is rate limiting {method} {_path(url)} (HTTP 429 without "
+                        f"Retry-After): waiting {delay:.0f}s before retrying, "
+                        f"{sum(limited):.0f}s of at most {sum(RATE_LIMIT_WAITS):.0f}s",
+                        delay,
+                    )
+                    self._sleep(delay)
+                    attempt -= 1  # a rate-limit wait is not a failed attempt
+                    continue
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self._wait(
                     attempt,
@@ -282,6 +343,30 @@ class GitLabClient:
             ),
             home=origin(url) == self._home,
         )
+
+    def _rate_limit_delay(self, response: httpx.Response, waited: list[float]) -> float | None:
+        """How long to wait after a 429 that says nothing of when to come back; None: give up.
+
+        GitLab's application limiter (e.g. 600 requests a minute on a group's projects) answers
+        429 without Retry-After (lib/api/helpers/rate_limiter.rb) and counts in fixed windows of
+        up to a minute, so quick exponential retries all land in the same window. The waits
+        grow (RATE_LIMIT_WAITS) and add up to over two minutes: at least one new window begins.
+        A RateLimit-Reset header (Rack::Attack's, a Unix time) is used when present.
+        """
+        if len(waited) >= len(RATE_LIMIT_WAITS):
+            return None
+        reset = response.headers.get("RateLimit-Reset", "")
+        if reset.isdigit():
+            until = int(reset) - self._clock() + 1
+            if 0 < until <= RATE_LIMIT_WINDOW + 1:
+                return float(until)
+        return RATE_LIMIT_WAITS[len(waited)]
+
+    def _announce_rate_limit(self, message: str, delay: float) -> None:
+        if self._on_rate_limit is not None:
+            self._on_rate_limit(message, delay)
+        elif self._on_retry is not None:
+            self._on_retry(message, delay)
 
     def _wait(self, attempt: int, retry_after: float | None, what: str) -> None:
         delay = self.retry.delay(attempt, retry_after)
@@ -399,13 +484,7 @@ class GitLabClient:
             raise ApiError("GraphQL: the answer is not a JSON object", status=response.status_code)
         errors = payload.get("errors")
         if errors:
-            first: Any = errors[0] if isinstance(errors, list) else errors
-            if isinstance(first, Mapping):
-                first = first.get("message", first)
-            text = " ".join(str(first).split())
-            if len(text) > MAX_ERROR_BODY:
-                text = text[:MAX_ERROR_BODY] + "..."
-            raise ApiError(f"GraphQL error: {text}", status=response.status_code)
+            raise GraphQLResponseError.of(errors, response.status_code)
         return payload.get("data")
 
 

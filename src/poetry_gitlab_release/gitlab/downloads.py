@@ -22,7 +22,10 @@ from poetry_gitlab_release.gitlab.simple_index import check_file_name
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
 
-MAX_FILE_BYTES = 5 << 30  # GitLab's own limit for PyPI and generic files
+# The largest file GitLab's registries accept by default: generic packages 5 GiB
+# (generic_packages_max_file_size); PyPI files 3 GiB on self-managed (plan limit
+# pypi_max_file_size = 3221225472), 5 GB on GitLab.com. The larger bounds every download.
+MAX_FILE_BYTES = 5 << 30
 MAX_SIGNATURE_BYTES = 1 << 20  # a bundle is a few KiB
 
 

@@ -34,6 +34,18 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def name_search_term(name: str) -> str:
+    """A `package_name` for GitLab's Packages API that finds every stored spelling of `name`.
+
+    GitLab stores PyPI names as uploaded (`My_Tool`, `my.tool`) and matches `package_name` as
+    `name ILIKE '%term%'` (`%` and `_` literal): the PEP 503 form `my-tool` finds neither. The
+    longest run of letters and digits is in every spelling; callers keep the packages whose PEP
+    503 name is equal to the one they want.
+    """
+    runs = re.findall(r"[a-z0-9]+", normalize_name(name))
+    return max(runs, key=len) if runs else name
+
+
 def check_file_name(name: str, *, extensions: tuple[str, ...] | None = DIST_EXTENSIONS) -> str:
     """Return `name` when it is a safe bare file name; raise UnsafeFileNameError otherwise."""
     shown = repr(name)

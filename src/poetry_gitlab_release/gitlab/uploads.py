@@ -5,13 +5,14 @@
 - `upload_generic`: raw PUT to the generic package registry, streamed the same way.
 - `package_files`: the Packages API lookup behind idempotent publishing (list packages of a
   type, exact match on the PEP 503 name and version, then their files with `file_sha256`).
+- `published_by_name`: what is published, from what the credential may read: the Packages API,
+  or for a deploy token (which that API refuses) the simple index and generic file GETs.
 - `download_generic`: a small file (a signature) from the generic registry.
 Memory stays constant whatever the file size; the client does retries, auth and redirects.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -178,15 +179,17 @@ def download_generic(
     return client.request("GET", url, auth=Auth.REST, expected=(200,)).content
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def package_files(
     client: GitLabClient, project: str, *, package_type: str, name: str, version: str
 ) -> list[RemoteFile]:
-    """Files of the package `name` `version` (PEP 503 match), oldest first; [] when absent."""
+    """Files of the package `name` `version` (PEP 503 match), oldest first; [] when absent.
+
+    The query matches any spelling GitLab may have stored (see `name_search_term`); the PEP 503
+    comparison then keeps this package only.
+    """
     from packaging.version import InvalidVersion, Version
+
+    from poetry_gitlab_release.gitlab.simple_index import name_search_term, normalize_name
 
     def same_version(other: str) -> bool:
         try:
@@ -195,10 +198,14 @@ def package_files(
             return other == version
 
     base = f"projects/{encode_id(project)}/packages"
-    params = {"package_type": package_type, "package_name": name, "package_version": version}
+    params = {
+        "package_type": package_type,
+        "package_name": name_search_term(name),
+        "package_version": version,
+    }
     found: list[RemoteFile] = []
     for package in client.paginate(base, params):
-        if _normal(str(package.get("name", ""))) != _normal(name):
+        if normalize_name(str(package.get("name", ""))) != normalize_name(name):
             continue
         if not same_version(str(package.get("version", ""))):
             continue
@@ -221,3 +228,57 @@ def latest_by_name(files: Sequence[RemoteFile]) -> dict[str, RemoteFile]:
     for remote in sorted(files, key=lambda item: item.id):
         latest[remote.file_name] = remote
     return latest
+
+
+def published_by_name(
+    client: GitLabClient,
+    project: str,
+    *,
+    registry: str,
+    name: str,
+    version: str,
+    file_names: Sequence[str],
+) -> dict[str, RemoteFile]:
+    """The newest published file of each of `file_names` in the package `name` `version`.
+
+    Personal and job tokens ask the Packages API. A deploy token cannot: GitLab's Packages API
+    routes do not take deploy tokens (no `deploy_token_allowed`; a private project answers 404).
+    It reads what the registries serve it instead: the project's PyPI simple page, whose links
+    carry each file's sha256, and each generic file by GET (the newest of that name, hashed
+    here; only signature files live there, all small).
+    """
+    import hashlib
+
+    from poetry_gitlab_release.config.settings import TokenKind
+
+    credential = client.credential
+    if credential is None or credential.kind is not TokenKind.DEPLOY:
+        files = package_files(client, project, package_type=registry, name=name, version=version)
+        return {
+            file_name: remote
+            for file_name, remote in latest_by_name(files).items()
+            if file_name in file_names
+        }
+    from poetry_gitlab_release.errors import NotFoundError
+    from poetry_gitlab_release.gitlab.downloads import fetch_small_file
+    from poetry_gitlab_release.gitlab.simple_index import fetch_project_page
+    from poetry_gitlab_release.gitlab.urls import pypi_simple_url
+
+    found: dict[str, RemoteFile] = {}
+    if registry == "pypi":
+        try:
+            page = fetch_project_page(
+                client, pypi_simple_url(client.settings.api_url, project=project), name
+            )
+        except NotFoundError:
+            return found  # no such package yet
+        for position, item in enumerate(page):
+            if item.name in file_names:
+                found[item.name] = RemoteFile(position, item.name, item.sha256, None)
+        return found
+    for file_name in file_names:
+        url = generic_file_url(client.settings.api_url, project, name, version, file_name)
+        data = fetch_small_file(client, url, file_name)
+        if data is not None:
+            found[file_name] = RemoteFile(0, file_name, hashlib.sha256(data).hexdigest(), len(data))
+    return found

@@ -139,8 +139,8 @@ class PipelinesCommand(GitlabCommand):
         option(
             "ref",
             None,
-            "Which pipeline: newest on any ref (default), 'default' for the default branch, "
-            "or a branch or tag name.",
+            "Which pipeline: newest on any ref (default), 'default' for the default branch's "
+            "head commit, or a branch or tag name.",
             flag=False,
         ),
         option("include-archived", None, "Also show archived projects."),
@@ -206,7 +206,8 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
   --exclude matches, case-insensitively, a project's name, last path segment, full path or
     path inside the group; globs (*, ?, [..]) work; repeat it or separate with commas.
   --ref default follows GitLab's /pipelines/latest: the latest pipeline of the default
-    branch's head commit. A branch named "default" is --ref refs/heads/default.
+    branch's head commit, none when that commit has no pipeline (an older one is not shown).
+    A branch named "default" is --ref refs/heads/default.
   --format json prints the versioned schema "poetry-gitlab-release/pipelines" (docs/pipelines.md);
     with --watch, one document per line. --format openmetrics prints gauges named like
     gitlab-ci-pipelines-exporter's (gitlab_ci_pipeline_status with labels
@@ -299,7 +300,13 @@ without pipelines are dimmed; a summary line counts the statuses. Works outside 
             self.line_error(f"<comment>{message}</comment>", verbosity=Verbosity.VERBOSE)
 
         retry = RetryPolicy(attempts=4, base_delay=0.5, max_delay=60.0)
-        with GitLabClient(settings, retry=retry, on_retry=on_retry) as client:
+
+        def on_rate_limit(message: str, _delay: float) -> None:
+            self.line_error(message)  # a wait of up to minutes: said at normal verbosity
+
+        with GitLabClient(
+            settings, retry=retry, on_retry=on_retry, on_rate_limit=on_rate_limit
+        ) as client:
             fetcher = PipelineFetcher(client, fetch_options, notice=notice)
 
             def fetch() -> Snapshot:

@@ -32,7 +32,7 @@ from poetry_gitlab_release.errors import (
     NotFoundError,
     UsageError,
 )
-from poetry_gitlab_release.gitlab.client import GitLabClient
+from poetry_gitlab_release.gitlab.client import GitLabClient, GraphQLProblem, GraphQLResponseError
 from poetry_gitlab_release.gitlab.urls import encode_id
 from poetry_gitlab_release.pipelines.filters import RefKind, RefSelector
 from poetry_gitlab_release.pipelines.model import (
@@ -233,6 +233,8 @@ def pipeline_from_graphql(node: Mapping[str, Any], server_url: str) -> PipelineI
                 allow_failure=bool(job.get("allowFailure")),
             )
         )
+    # GitLab returns jobs newest first; show them in run order, as the REST path does.
+    jobs.sort(key=lambda job: job.id or 0)
     return PipelineInfo(
         id=gid_number(node.get("id")) or 0,
         iid=_int_or_none(node.get("iid")),
@@ -553,14 +555,15 @@ class PipelineFetcher:
             except AuthenticationError:
                 raise
             except ApiError as error:
-                match = _COMPLEXITY_ERROR.search(error.message)
+                match = _complexity_refusal(error)
                 if match and self._page_size > 1:
                     score, limit = float(match.group(1)), float(match.group(2))
                     shrunk = int(self._page_size * limit / score * 0.9)
                     self._page_size = max(1, min(self._page_size - 1, shrunk))
                     continue
-                if _graphql_missing(error):
-                    raise GraphQLUnavailableError(_short_reason(error)) from None
+                reason = graphql_unavailable_reason(error)
+                if reason is not None:
+                    raise GraphQLUnavailableError(reason) from None
                 raise
         raise ApiError("GraphQL: the query stays too complex for this server", status=200)
 
@@ -678,22 +681,92 @@ class PipelineFetcher:
         )
         if response.status_code == 404:
             return job_id, ("(log not available)",)
-        return job_id, log_tail(response.text, self.options.logs)
+        # A job that never wrote a log (e.g. stuck, no runner took it): GitLab answers 200 with
+        # an empty body (lib/api/ci/jobs.rb: `build.trace.raw || ''`).
+        return job_id, log_tail(response.text, self.options.logs) or ("(empty log)",)
 
 
-def _graphql_missing(error: ApiError) -> bool:
-    """GraphQL disabled, absent (old GitLab), or a schema without the fields we ask for."""
-    if error.status in {404, 405, 501} or error.status >= 500:
-        return True
-    text = error.message.lower()
-    return any(
-        marker in text
-        for marker in ("doesn't exist on type", "unknown argument", "cannot query field")
-    )
+# graphql-ruby's static validation (GitLab's engine) tags each error with one of these codes
+# (lib/graphql/static_validation/rules/*.rb); its messages read as in the markers below, e.g.
+# "Field 'projects' doesn't accept argument 'includeArchived'", "Field 'source' doesn't exist
+# on type 'Pipeline'". Any of them means this GitLab's schema is not the one the query is for.
+SCHEMA_VALIDATION_CODES = frozenset(
+    {
+        "undefinedField",
+        "argumentNotAccepted",
+        "missingRequiredArguments",
+        "argumentLiteralsIncompatible",
+        "variableNotUsed",
+        "variableNotDefined",
+        "variableMismatch",
+        "variableRequiresValidType",
+        "undefinedType",
+        "selectionMismatch",
+        "undefinedDirective",
+        "directiveCannotBeApplied",
+    }
+)
+SCHEMA_VALIDATION_MARKERS = (
+    "doesn't exist on type",
+    "doesn't accept argument",
+    "is missing required arguments",
+    "but not used",
+    "but not declared",
+    "isn't a defined input type",
+    "so it can't be a fragment condition",
+    "has an invalid value",
+    "nullability mismatch on variable",
+    "type mismatch on variable",
+    "cannot query field",  # other engines' words, e.g. graphql-js
+    "unknown argument",
+)
+# Project.pipeline without arguments is refused before GitLab ~17.x (ProjectPipelineResolver
+# required one of iid/sha): --ref default then needs REST's /pipelines/latest.
+OLD_RESOLVER_MARKERS = ("provide one of an iid or sha",)
 
 
-def _short_reason(error: ApiError) -> str:
-    return error.message if len(error.message) <= 120 else error.message[:117] + "..."
+def _problems(error: ApiError) -> list[GraphQLProblem]:
+    if isinstance(error, GraphQLResponseError):
+        return list(error.problems)
+    return [GraphQLProblem(error.message)]
+
+
+def _complexity_refusal(error: ApiError) -> re.Match[str] | None:
+    for problem in _problems(error):
+        match = _COMPLEXITY_ERROR.search(problem.message)
+        if match:
+            return match
+    return None
+
+
+def graphql_unavailable_reason(error: ApiError) -> str | None:
+    """Why REST must serve instead, or None when the error is a real failure.
+
+    Every error of the answer is inspected: GraphQL disabled or absent (404, 405, 501, 5xx),
+    a schema-validation error of any kind (this GitLab's schema lacks a field or argument the
+    query uses), or a resolver older GitLab has (`pipeline` without arguments).
+    """
+    if not isinstance(error, GraphQLResponseError):
+        if error.status in {404, 405, 501} or error.status >= 500:
+            return f"the GraphQL endpoint answered {error.status}"
+        return None
+    for problem in error.problems:
+        text = problem.message.lower()
+        if problem.code in SCHEMA_VALIDATION_CODES or any(
+            marker in text for marker in SCHEMA_VALIDATION_MARKERS
+        ):
+            return "this GitLab's GraphQL schema lacks what the query needs: " + _shorten(
+                problem.message
+            )
+        if any(marker in text for marker in OLD_RESOLVER_MARKERS):
+            return "this GitLab cannot give the default branch's latest pipeline over GraphQL: " + (
+                _shorten(problem.message)
+            )
+    return None
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _group_of(

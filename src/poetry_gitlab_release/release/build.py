@@ -53,12 +53,22 @@ def parse_version(text: str, where: str) -> str:
     from packaging.version import InvalidVersion, Version
 
     try:
-        return str(Version(text.strip()))
+        version = Version(text.strip())
     except InvalidVersion:
         raise ConfigError(
             f"{where} {text!r} is not a PEP 440 version (like 1.2.3, v1.2.3 or 1.2.3rc1)",
             hint="tag releases as vX.Y.Z, or pass --release-version",
         ) from None
+    if version.epoch:
+        # GitLab's generic registry takes versions matching \A(?!.*\.\.)[\w+.-]+\z
+        # (Gitlab::Regex generic_package_version_regex): no `!`, so the signatures of an
+        # epoch release could not be published beside it.
+        raise ConfigError(
+            f"{where} {text!r} has a PEP 440 epoch ({version.epoch}!), which GitLab's generic "
+            "package registry refuses in a version: its signatures could not be published",
+            hint="release a version without an epoch; nothing was built, signed or uploaded",
+        )
+    return str(version)
 
 
 def resolve_version(

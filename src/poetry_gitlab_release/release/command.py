@@ -396,7 +396,11 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
 
         client: GitLabClient | None = None
         if settings.credential is not None or not dry_run:
-            client = GitLabClient(settings, on_retry=on_retry)
+            client = GitLabClient(
+                settings,
+                on_retry=on_retry,
+                on_rate_limit=lambda message, _delay: self.line_error(f"  {message}"),
+            )
         verb = "Checking what would be published" if dry_run else "Publishing"
         self._say(f"{verb}: signatures to the generic registry, then packages to PyPI")
         try:

@@ -131,17 +131,26 @@ def check_registries(
     check_signature: RemoteSignatureCheck,
 ) -> list[FileAction]:
     """Mark what is already published; raise ConflictError (before any upload) on a clash."""
-    from poetry_gitlab_release.gitlab.uploads import latest_by_name, package_files
+    from poetry_gitlab_release.gitlab.uploads import published_by_name
+    from poetry_gitlab_release.release.artifacts import ATTESTATION_SUFFIX, BUNDLE_SUFFIX
 
-    def lookup(package_type: str) -> dict[str, RemoteFile]:
-        return latest_by_name(
-            package_files(
-                client,
-                target.project,
-                package_type=package_type,
-                name=target.package,
-                version=target.version,
-            )
+    # Also every signature name a published check may look at, planned here or not.
+    published_signatures = [
+        artifact.name + suffix
+        for artifact in artifacts
+        for suffix in (BUNDLE_SUFFIX, ATTESTATION_SUFFIX)
+    ]
+
+    def lookup(registry: str) -> dict[str, RemoteFile]:
+        planned = [action.file_name for action in actions if action.registry == registry]
+        extra = published_signatures if registry == "generic" else []
+        return published_by_name(
+            client,
+            target.project,
+            registry=registry,
+            name=target.package,
+            version=target.version,
+            file_names=list(dict.fromkeys([*planned, *extra])),
         )
 
     remote = {"generic": lookup("generic"), "pypi": lookup("pypi")}
@@ -242,7 +251,7 @@ def upload_files(
     """Upload what is planned, in order (signature files first); returns the final statuses."""
     from poetry_gitlab_release.gitlab.uploads import (
         download_generic,
-        package_files,
+        published_by_name,
         pypi_fields,
         upload_generic,
         upload_pypi,
@@ -283,17 +292,16 @@ def upload_files(
                 # A retried POST whose first attempt did land: GitLab says "already taken".
                 if exc.status != 400 or "already been taken" not in exc.message:
                     raise
-                present = {
-                    remote.file_name: remote.sha256
-                    for remote in package_files(
-                        client,
-                        target.project,
-                        package_type="pypi",
-                        name=target.package,
-                        version=target.version,
-                    )
-                }
-                if present.get(action.file_name) != action.sha256:
+                present = published_by_name(
+                    client,
+                    target.project,
+                    registry="pypi",
+                    name=target.package,
+                    version=target.version,
+                    file_names=[action.file_name],
+                )
+                found = present.get(action.file_name)
+                if found is None or found.sha256 != action.sha256:
                     raise ConflictError(
                         f"{action.file_name} appeared in the PyPI registry with other content "
                         "while publishing"

@@ -250,9 +250,15 @@ def _owning_project(
     subgroups) is asked through `GET /projects/:id/packages`.
     """
     from poetry_gitlab_release.errors import NotFoundError
+    from poetry_gitlab_release.gitlab.simple_index import name_search_term
     from poetry_gitlab_release.gitlab.urls import encode_id
 
-    params: dict[str, Any] = {"package_type": "pypi", "package_name": requirement.name}
+    # Any stored spelling of the name (GitLab keeps `My_Tool` as uploaded); _is_release then
+    # compares PEP 503 names.
+    params: dict[str, Any] = {
+        "package_type": "pypi",
+        "package_name": name_search_term(requirement.name),
+    }
     owners: dict[str, str | None] = {}
     try:
         for package in client.paginate(f"groups/{encode_id(group)}/packages", params):

@@ -439,6 +439,7 @@ def test_publish_with_a_deploy_token_is_idempotent(poetry_cli: PoetryCli, tmp_pa
         assert {entry.principal for entry in log if entry.path.startswith("/api/v4/")} == {"deploy"}
         assert not [entry for entry in log if entry.path.endswith("/packages")]  # no list API
         assert job.gitlab.tokens.deploy_token not in first.stdout + first.stderr + again.stderr
+        assert "No Release page: GitLab does not accept a deploy token" in first.stderr
 
 
 def test_an_epoch_version_is_refused_before_anything(poetry_cli: PoetryCli, tmp_path: Path) -> None:

@@ -505,6 +505,15 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         if settings.commit_tag is None:
             self._say("No Release page: not a tag pipeline (CI_COMMIT_TAG)", Verbosity.VERBOSE)
             return None
+        from poetry_gitlab_release.config.settings import TokenKind
+
+        if settings.credential is not None and settings.credential.kind is TokenKind.DEPLOY:
+            # Deploy tokens reach the package registries only, not the Releases API.
+            self.line_error(
+                "No Release page: GitLab does not accept a deploy token on the Releases API "
+                "(use the CI job token or a token with the api scope, or --no-release-page)"
+            )
+            return None
         project = settings.require_project()
         try:
             manifest_path = manifest.relative_to(self.poetry.pyproject_path.parent).as_posix()

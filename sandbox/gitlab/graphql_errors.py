@@ -154,14 +154,62 @@ def validation_errors(errors: Sequence[GraphQLError]) -> list[dict[str, Any]]:
     return [ruby_error(error) for error in errors[:MAX_VALIDATION_ERRORS]]
 
 
+# graphql-ruby's lexer token names (lib/graphql/language/lexer.rb) for graphql-core's tokens.
+_TOKENS = {
+    "{": "LCURLY",
+    "}": "RCURLY",
+    "(": "LPAREN",
+    ")": "RPAREN",
+    "[": "LBRACKET",
+    "]": "RBRACKET",
+    ":": "COLON",
+    "=": "EQUALS",
+    "!": "BANG",
+    "$": "VAR_SIGN",
+    "@": "DIR_SIGN",
+    "|": "PIPE",
+    "&": "AMP",
+    "...": "ELLIPSIS",
+}
+_EXPECTED = {"Name": "NAME", "<EOF>": "EOF"}
+
+
+def _token(text: str) -> tuple[str, str]:
+    """graphql-core's token text (`'}'`, `<EOF>`, `Name "x"`, `Int "1"`) -> (name, value)."""
+    if text == "<EOF>":
+        return "(none)", ""
+    quoted = re.fullmatch(r"'(.+)'", text)
+    if quoted:
+        return _TOKENS.get(quoted.group(1), "UNKNOWN_CHAR"), quoted.group(1)
+    typed = re.fullmatch(r"(\w+) [\"'](.*)[\"']", text)
+    if typed:
+        kind = {"Name": "IDENTIFIER", "Int": "INT", "Float": "FLOAT", "String": "STRING"}
+        return kind.get(typed.group(1), typed.group(1).upper()), typed.group(2)
+    return "UNKNOWN_CHAR", text
+
+
 def parse_error(error: GraphQLError) -> dict[str, Any]:
-    """graphql-ruby's parser: ``Parse error on "x" (KIND) at [line, column]`` [approximate: the
-    token name and quoting vary between graphql-ruby versions]."""
+    """graphql-ruby >= 2.3's parser words a syntax error as ``Expected NAME, actual: RCURLY
+    ("}") at [1, 10]`` (``(none) ("")`` at the end of the document); graphql-core's
+    "Unexpected X" has no expected token there, and becomes ``Parse error on "X" (KIND) at
+    [l, c]`` [approximate: not checked against graphql-ruby for every case]."""
     location = error.locations[0] if error.locations else None
     where = f" at [{location.line}, {location.column}]" if location else ""
-    found = re.search(r"Unexpected (.+?)\.?$", error.message)
-    token = found.group(1) if found else error.message
+    text = error.message.removeprefix("Syntax Error: ").rstrip(".")
+    expected = re.fullmatch(r"Expected (.+?), found (.+)", text)
+    unexpected = re.fullmatch(r"Unexpected (.+)", text)
+    if expected:
+        name, value = _token(expected.group(2))
+        wanted = _EXPECTED.get(expected.group(1), expected.group(1).strip("'").upper())
+        message = (
+            f'Expected {_TOKENS.get(wanted.lower(), wanted)}, actual: {name} ("{value}"){where}'
+        )
+    elif unexpected:
+        name, value = _token(unexpected.group(1))
+        message = f'Parse error on "{value}" ({name}){where}'
+    else:
+        message = text + where
     return {
-        "message": f"Parse error on {token}{where}",
+        "message": message,
         "locations": [{"line": location.line, "column": location.column}] if location else [],
     }

@@ -134,6 +134,7 @@ def projects_query(page_size: int, ref: RefSelector) -> GqlField:
             args=f"first: 1{ref_arg}",
             resolver=True,
             connection_size=1,
+            extra=2 if ref_arg else 0,  # ResolvesPipelines.resolver_complexity: +2 for `ref`
         )
     projects = GqlField(
         "projects",

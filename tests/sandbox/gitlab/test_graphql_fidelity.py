@@ -135,3 +135,18 @@ def test_an_older_gitlab_refuses_what_it_does_not_know(gitlab_16_3: GitLabStandI
     assert body["data"] == {"project": {"pipeline": None}}
     assert body["errors"][0]["message"] == "Provide one of an IID or SHA"
     assert body["errors"][0]["path"] == ["project", "pipeline"]
+
+
+def test_syntax_errors_in_graphql_ruby_words(gitlab_standin_shared: GitLabStandIn) -> None:
+    standin = gitlab_standin_shared
+    body = _post(standin, "{ group(fullPath: 1 }", standin.tokens.personal)
+    assert body == {
+        "errors": [
+            {
+                "message": 'Expected NAME, actual: RCURLY ("}") at [1, 21]',
+                "locations": [{"line": 1, "column": 21}],
+            }
+        ]
+    }
+    body = _post(standin, "{ group", standin.tokens.personal)
+    assert body["errors"][0]["message"] == 'Expected NAME, actual: (none) ("") at [1, 8]'

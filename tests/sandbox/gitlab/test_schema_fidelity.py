@@ -117,3 +117,21 @@ def test_the_product_queries_do_not_validate_against_gitlab_16_3() -> None:
     for name, text in _documents():
         messages = {e.message for e in validate(schema, parse(text))}
         assert "Unknown argument 'includeArchived' on field 'Group.projects'." in messages, name
+
+
+def test_the_products_complexity_estimate_never_undercuts_gitlabs_rules() -> None:
+    """The page size the product picks from its own estimate is one GitLab's rules (as the
+    stand-in scores them, `ref` +2 included) accept, so no page is refused for complexity."""
+    from graphql import OperationDefinitionNode
+
+    from poetry_gitlab_release.pipelines.fetch import largest_page_size, query_complexity
+    from sandbox.gitlab.graphql_complexity import complexity
+
+    variables = {"fullPath": "g", "ref": "main", "includeArchived": False, "after": None}
+    for ref in REF_MODES:
+        for size in (1, 50, largest_page_size(ref)):
+            query = projects_query(size, ref)
+            operation = parse(query.text()).definitions[0]
+            assert isinstance(operation, OperationDefinitionNode)
+            gitlab_score = complexity(SCHEMA, operation, {}, variables)
+            assert query_complexity(query) >= gitlab_score <= 250, (ref, size)

@@ -1,6 +1,6 @@
-"""`python -m sandbox [gitlab|sigstore|demo] ...`: the local stand-ins as processes.
+"""`python -m sandbox [gitlab|sigstore|pypi|demo] ...`: the local stand-ins as processes.
 
-Without a sub-command both stand-ins start together, consistent with each other.
+Without a sub-command all stand-ins start together, consistent with each other.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ def main(argv: list[str]) -> int:
         from sandbox.sigstore.cli import main as sigstore_main
 
         return sigstore_main(rest)
+    if command == "pypi":
+        from sandbox.pypi.cli import main as pypi_main
+
+        return pypi_main(rest)
     if command == "all":
         from sandbox.combined import main as combined_main
 
@@ -27,7 +31,9 @@ def main(argv: list[str]) -> int:
         from sandbox.demo import main as demo_main
 
         return demo_main(rest)
-    print(f"unknown sandbox command {command!r}: use gitlab, sigstore or demo", file=sys.stderr)
+    print(
+        f"unknown sandbox command {command!r}: use gitlab, sigstore, pypi or demo", file=sys.stderr
+    )
     return 2
 
 

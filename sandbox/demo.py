@@ -1,13 +1,18 @@
 """The README demo: the main job, for real, on the local stand-ins.
 
-Starts the GitLab and Sigstore stand-ins, copies examples/hello-package to a temporary
+Starts the GitLab, Sigstore and PyPI stand-ins, copies examples/hello-package to a temporary
 directory and runs, through the real `poetry` executable with the plugin installed:
-  1. `poetry gitlab-release` as a tag pipeline's release job would (CI variables, job token,
-     SIGSTORE_ID_TOKEN from id_tokens): build (with the SBOM), sign, verify, publish, and the
-     tag's Release page, which the demo then reads back from the Releases API;
+  1. `poetry gitlab-release --to gitlab,pypi` as a gitlab.com tag pipeline's release job would
+     (CI variables, job token, SIGSTORE_ID_TOKEN and PYPI_ID_TOKEN from id_tokens): build,
+     sign, verify, publish to GitLab's registries, then to the PyPI stand-in with PEP 740
+     attestations through Trusted Publishing; then the tag's Release page (with the signed
+     SBOM among its links), which the demo reads back from the Releases API;
   2. `poetry gitlab-verify` as a consumer would, with a personal access token;
-  3. `poetry gitlab-pipelines` for the demo group.
-Each command line is printed before it runs; the demo stops at the first failure.
+  3. `pypi-attestations verify pypi` on the provenance the PyPI stand-in serves;
+  4. `poetry gitlab-pipelines` for the demo group.
+The job speaks as gitlab.com (ID tokens and certificates name https://gitlab.com, which PyPI's
+Trusted Publishing requires) while its API calls go to the GitLab stand-in. Each command line
+is printed before it runs; the demo stops at the first failure.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from sandbox.environment import RELEASE_PROJECT, release_job_environment
 from sandbox.gitlab import GitLabStandIn, Scenario
+from sandbox.pypi import GITLAB_ISSUER, PyPIStandIn, TrustedPublisher
 from sandbox.sigstore import SigstoreStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +84,43 @@ def _show_release_page(gitlab: GitLabStandIn, tag: str) -> None:
     print("notes:\n  " + "\n  ".join(release["description"].splitlines()))
 
 
+def _verify_pypi_provenance(
+    pypi: PyPIStandIn, sigstore: SigstoreStandIn, home: Path, base: dict[str, str]
+) -> None:
+    """pip downloads the wheel from the PyPI stand-in; pypi-attestations verifies its provenance.
+
+    The CLI trusts sigstore-python's "production" root, which, offline, is the file in its cache
+    directory: the Sigstore stand-in's root is put there (a throw-away XDG_CACHE_HOME).
+    """
+    import urllib.request
+    from urllib.parse import quote
+
+    downloads = home / "pypi-downloads"
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
+    command += ["--index-url", pypi.simple_url, "--dest", str(downloads)]
+    print(f"\n=== PyPI provenance\n$ pip download hello-package=={VERSION} (PyPI stand-in)")
+    subprocess.run([*command, f"hello-package=={VERSION}"], env=base, check=True)
+    (wheel,) = downloads.glob("*.whl")
+    url = pypi.provenance_url("hello-package", VERSION, wheel.name)
+    provenance = home / "provenance.json"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        provenance.write_bytes(response.read())
+    cache = home / "pypi-verify-cache"
+    tuf = cache / "sigstore-python" / "tuf" / quote("https://tuf-repo-cdn.sigstore.dev", safe="")
+    tuf.mkdir(parents=True)
+    (tuf / "trusted_root.json").write_text(sigstore.trusted_root_json(), encoding="utf-8")
+    repository = f"https://gitlab.com/{RELEASE_PROJECT}"
+    print(f"$ pypi-attestations verify pypi --repository {repository} {wheel.name}")
+    result = subprocess.run(
+        [str(POETRY.with_name("pypi-attestations")), "verify", "pypi", "--offline",
+         "--provenance-file", str(provenance), "--repository", repository, str(wheel)],
+        env={**base, "XDG_CACHE_HOME": str(cache)},
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"demo: pypi-attestations exited with {result.returncode}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox demo", description=__doc__)
     parser.add_argument(
@@ -88,18 +131,40 @@ def main(argv: list[str]) -> int:
     try:
         with (
             GitLabStandIn(Scenario.default()) as gitlab,
-            SigstoreStandIn(issuer=gitlab.url, state_dir=home / "sigstore") as sigstore,
+            SigstoreStandIn(issuer=GITLAB_ISSUER, state_dir=home / "sigstore") as sigstore,
+            PyPIStandIn.trusting(
+                sigstore, TrustedPublisher("hello-package", RELEASE_PROJECT)
+            ) as pypi,
         ):
-            print(f"GitLab stand-in:   {gitlab.url}\nSigstore stand-in: {sigstore.url}")
+            print(
+                f"GitLab stand-in:   {gitlab.url}\nSigstore stand-in: {sigstore.url}\n"
+                f"PyPI stand-in:     {pypi.url} (trusting {RELEASE_PROJECT} .gitlab-ci.yml)"
+            )
             project = home / "hello-package"
             shutil.copytree(
                 EXAMPLE, project, ignore=shutil.ignore_patterns(".venv", "dist", "__pycache__")
             )
             base = _isolated_environment(home)
-            job = {**base, **release_job_environment(gitlab, sigstore, ref=f"v{VERSION}")}
-            _run("release job (tag pipeline)", ["gitlab-release"], cwd=project, env=job)
+            release_env = release_job_environment(
+                gitlab, sigstore, ref=f"v{VERSION}", identity_server=GITLAB_ISSUER
+            )
+            job = {**base, **release_env, "GITLAB_RELEASE_PYPI_URL": pypi.upload_url}
+            _run(
+                "release job (tag pipeline)",
+                ["gitlab-release", "--to", "gitlab,pypi"],
+                cwd=project,
+                env=job,
+            )
             _show_release_page(gitlab, f"v{VERSION}")
-            consumer = {**base, "GITLAB_HOST": gitlab.url, "GITLAB_TOKEN": gitlab.tokens.read_api}
+            consumer = {
+                **base,
+                "GITLAB_HOST": gitlab.url,
+                "GITLAB_TOKEN": gitlab.tokens.read_api,
+                # The signer is the gitlab.com job: say so, as a consumer of a gitlab.com project
+                # whose API is reached elsewhere would.
+                "GITLAB_RELEASE_ISSUER": release_env["GITLAB_RELEASE_ISSUER"],
+                "GITLAB_RELEASE_IDENTITY": release_env["GITLAB_RELEASE_IDENTITY"],
+            }
             _run(
                 "consumer verification",
                 [
@@ -115,6 +180,7 @@ def main(argv: list[str]) -> int:
                 cwd=home,
                 env=consumer,
             )
+            _verify_pypi_provenance(pypi, sigstore, home, base)
             # The demo group holds a failed and a running pipeline on purpose; the dashboard's exit
             # code (1: a pipeline failed, 3: some not finished) is what a gating job would act on.
             code = _run(
@@ -125,7 +191,10 @@ def main(argv: list[str]) -> int:
                 accept=(0, 1, 3),
             )
             print(f"(gitlab-pipelines exited with {code}, as a job gating on this group would see)")
-            print("\ndemo: release published, verified as a consumer, pipelines shown")
+            print(
+                "\ndemo: release published to GitLab and PyPI, verified as a consumer, PyPI "
+                "provenance verified, pipelines shown"
+            )
         return 0
     finally:
         if args.keep:

@@ -22,23 +22,40 @@ def release_job_environment(
     ref_type: str = "tag",
     ci_config_path: str = ".gitlab-ci.yml",
     token_lifetime: int = 600,
+    identity_server: str | None = None,
 ) -> dict[str, str]:
-    """CI variables + SIGSTORE_ID_TOKEN + CI_JOB_TOKEN of a job in `project_path` at `ref`.
+    """CI variables + SIGSTORE_ID_TOKEN + PYPI_ID_TOKEN + CI_JOB_TOKEN of a job in
+    `project_path` at `ref`.
 
     Also sets GITLAB_RELEASE_TRUST_CONFIG to the Sigstore stand-in's trust configuration, which
     a real job would pass as --trust-config for a private Sigstore.
+
+    `identity_server="https://gitlab.com"` (with a Sigstore stand-in whose issuer is
+    https://gitlab.com) makes the job's ID tokens and certificates speak as gitlab.com, which
+    PyPI's Trusted Publishing and pypi-attestations' GitLab policy require, while its API stays
+    the GitLab stand-in; the expected signer is then given as GITLAB_RELEASE_ISSUER/IDENTITY.
     """
     project_id = gitlab.project_id(project_path)
-    token = sigstore.mint_token(
-        project_path=project_path,
-        project_id=project_id,
-        ref=ref,
-        ref_type=ref_type,
-        ci_config_path=ci_config_path,
-        server_url=gitlab.url,
-        lifetime=token_lifetime,
-    )
+
+    def mint(audience: str) -> str:
+        return sigstore.mint_token(
+            project_path=project_path,
+            project_id=project_id,
+            ref=ref,
+            ref_type=ref_type,
+            ci_config_path=ci_config_path,
+            server_url=identity_server or gitlab.url,
+            audience=audience,
+            lifetime=token_lifetime,
+        )
+
+    token = mint("sigstore")
     environment = sigstore.ci_environment(token)
+    # `id_tokens: {PYPI_ID_TOKEN: {aud: pypi}}`: what PyPI's Trusted Publishing exchanges.
+    environment["PYPI_ID_TOKEN"] = mint("pypi")
+    if identity_server is not None:
+        environment["GITLAB_RELEASE_ISSUER"] = sigstore.issuer
+        environment["GITLAB_RELEASE_IDENTITY"] = sigstore.expected_identity(token)
     environment.update(
         {
             "CI_SERVER_URL": gitlab.url,

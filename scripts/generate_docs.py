@@ -89,6 +89,15 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "(`--no-release-page`: off).",
     "job-url": "URL of the CI job, for the Release page's link to release.json among the job's "
     "artifacts.",
+    # PyPI target (#13)
+    "to": "Where `gitlab-release` publishes: `gitlab`, `pypi`, or `gitlab,pypi` (a TOML list in "
+    "pyproject.toml). PyPI comes after GitLab's registries.",
+    "pypi-url": "Upload URL of the PyPI index (`https://upload.pypi.org/legacy/`), or `pypi` / "
+    "`testpypi`. The Trusted Publishing endpoints are on its host.",
+    "pypi-id-token": "GitLab ID token for PyPI's Trusted Publishing, from the job's `id_tokens` "
+    "(`aud: pypi`); exchanged once for a 15-minute upload token.",
+    "pypi-api-token": "PyPI API token, for an index without Trusted Publishing (no attestations "
+    "are sent with it). Never read from pyproject.toml.",
 }
 
 # How each parser in config/settings.py reads its value; any other parser falls back to _Spec.expected.
@@ -101,6 +110,8 @@ VALUE_KINDS: dict[str, str] = {
     "_as_client_cert": "path of a PEM file (certificate and private key)",
     "_as_repository_name": "name",
     "_as_token_kind": "`personal`, `deploy` or `job`",
+    "_as_targets": "`gitlab`, `pypi` or both, comma-separated",
+    "_as_pypi_url": "URL, `pypi` or `testpypi`",
 }
 
 

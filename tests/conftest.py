@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.poetry",
     "tests.fixtures.gitlab",
     "tests.fixtures.sigstore",
+    "tests.fixtures.pypi",
     "tests.fixtures.figures",
 ]

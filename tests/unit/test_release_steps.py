@@ -11,9 +11,9 @@ from poetry_gitlab_release.release.command import parse_steps
     [
         (
             "build,sign,verify,publish",
-            ["build", "sign", "verify", "publish-signatures", "publish-packages"],
+            ["build", "sign", "verify", "publish-signatures", "publish-packages", "publish-pypi"],
         ),
-        ("publish,verify", ["verify", "publish-signatures", "publish-packages"]),
+        ("publish,verify", ["verify", "publish-signatures", "publish-packages", "publish-pypi"]),
         ("publish-packages , publish-signatures", ["publish-signatures", "publish-packages"]),
         ("configure", ["configure"]),
         ("sign,sign", ["sign"]),

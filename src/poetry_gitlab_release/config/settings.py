@@ -130,6 +130,11 @@ class Settings:
     # GitLab Release page (#16)
     release_page: bool = True
     job_url: str | None = None
+    # PyPI target (#13): where else the release goes, and the index's credentials.
+    targets: tuple[str, ...] = ("gitlab",)
+    pypi_url: str = "https://upload.pypi.org/legacy/"
+    pypi_id_token: Secret | None = None
+    pypi_api_token: Secret | None = None
 
     def source_of(self, key: str) -> str:
         return self.sources.get(key, "default")
@@ -286,6 +291,31 @@ def _as_token_kind(value: object, where: str) -> TokenKind:
         ) from None
 
 
+TARGETS = ("gitlab", "pypi")
+
+
+def _as_targets(value: object, where: str) -> tuple[str, ...]:
+    """`gitlab,pypi` (or a TOML list) -> ("gitlab", "pypi"), in publishing order."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"invalid value {value!r} from {where}: expected e.g. gitlab,pypi")
+    wanted = {item.strip().lower() for item in items if item.strip()}
+    unknown = sorted(wanted - set(TARGETS))
+    if unknown or not wanted:
+        raise ConfigError(
+            f"invalid target {unknown[0] if unknown else ''!r} from {where}: "
+            f"expected one or more of {', '.join(TARGETS)}"
+        )
+    return tuple(target for target in TARGETS if target in wanted)
+
+
+def _as_pypi_url(value: object, where: str) -> str:
+    text = _as_str(value, where)
+    from poetry_gitlab_release.pypi.index import ALIASES
+
+    return ALIASES.get(text.lower()) or _as_url(text, where) + "/"
+
+
 _SPECS: tuple[_Spec, ...] = (
     _Spec(
         "host",
@@ -338,6 +368,17 @@ _SPECS: tuple[_Spec, ...] = (
     # GitLab Release page (#16)
     _Spec("release-page", _as_bool, ("GITLAB_RELEASE_RELEASE_PAGE",), default=True),
     _Spec("job-url", _as_url, (), in_pyproject=False, ci=("CI_JOB_URL",)),
+    # PyPI target (#13)
+    _Spec("to", _as_targets, ("GITLAB_RELEASE_TO",), default="gitlab", expected="targets"),
+    _Spec(
+        "pypi-url",
+        _as_pypi_url,
+        ("GITLAB_RELEASE_PYPI_URL",),
+        default="https://upload.pypi.org/legacy/",
+        expected="a URL",
+    ),
+    _Spec("pypi-id-token", _as_str, (), in_pyproject=False, ci=("PYPI_ID_TOKEN",)),
+    _Spec("pypi-api-token", _as_str, ("PYPI_API_TOKEN",), in_pyproject=False),
 )
 SPECS: Mapping[str, _Spec] = {spec.key: spec for spec in _SPECS}
 PYPROJECT_KEYS = tuple(spec.key for spec in _SPECS if spec.in_pyproject)
@@ -501,6 +542,9 @@ def resolve_settings(
         project_url = f"{host}/{project_path}"
 
     identity_token = value("identity-token")
+    pypi_id_token, pypi_api_token = value("pypi-id-token"), value("pypi-api-token")
+    if "pypi-url" in resolved:
+        check_transport(value("pypi-url"), resolved["pypi-url"].source, allow_http)
     return Settings(
         server_url=host,
         api_url=api_url,
@@ -529,6 +573,10 @@ def resolve_settings(
         # GitLab Release page (#16)
         release_page=value("release-page"),
         job_url=value("job-url"),
+        targets=value("to") if isinstance(value("to"), tuple) else ("gitlab",),  # default: a str
+        pypi_url=value("pypi-url"),
+        pypi_id_token=None if pypi_id_token is None else Secret(pypi_id_token),
+        pypi_api_token=None if pypi_api_token is None else Secret(pypi_api_token),
     )
 
 

@@ -27,13 +27,23 @@ if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.releases import ReleasePageResult
     from poetry_gitlab_release.gitlab.uploads import Progress
+    from poetry_gitlab_release.pypi.publish import IndexResult
     from poetry_gitlab_release.release.artifacts import Artifact
     from poetry_gitlab_release.release.publish import FileAction, PublishResult, Registry
     from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
-STEPS = ("configure", "build", "sign", "verify", "publish-signatures", "publish-packages")
-# `publish` is both halves, in their order: signatures first, then packages.
-STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages")}
+STEPS = (
+    "configure",
+    "build",
+    "sign",
+    "verify",
+    "publish-signatures",
+    "publish-packages",
+    "publish-pypi",
+)
+# `publish` is every half, in their order: signatures, then packages to GitLab, then PyPI;
+# each runs only for the targets given with --to (default: gitlab).
+STEP_ALIASES = {"publish": ("publish-signatures", "publish-packages", "publish-pypi")}
 DEFAULT_STEPS = ("build", "sign", "verify", "publish")
 PUBLISH_STEPS: dict[str, Registry] = {"publish-signatures": "generic", "publish-packages": "pypi"}
 FORMATS = ("text", "json")
@@ -50,7 +60,7 @@ def parse_steps(text: str) -> list[str]:
         raise UsageError(
             f"unknown step {unknown[0]!r}" if unknown else "no step given",
             hint=f"--steps takes a comma-separated subset of {','.join(STEPS)} "
-            "(publish = publish-signatures,publish-packages)",
+            "(publish = publish-signatures,publish-packages,publish-pypi)",
         )
     return [step for step in STEPS if step in requested]
 
@@ -72,6 +82,8 @@ class ReleaseCommand(GitlabCommand):
         "trust-config": "trust-config",
         "identity": "identity",
         "issuer": "issuer",
+        "to": "to",
+        "pypi-url": "pypi-url",
     }
     options: ClassVar[list[Option]] = [
         option(
@@ -170,6 +182,21 @@ class ReleaseCommand(GitlabCommand):
             default="text",
         ),
         option("dry-run", None, "Do everything except upload; list what would be uploaded."),
+        option(
+            "to",
+            None,
+            "Where to publish: gitlab, pypi, or gitlab,pypi [env: GITLAB_RELEASE_TO; "
+            "default: gitlab].",
+            flag=False,
+        ),
+        option(
+            "pypi-url",
+            None,
+            "Upload URL of the PyPI index, or pypi / testpypi [env: GITLAB_RELEASE_PYPI_URL; "
+            "default: https://upload.pypi.org/legacy/]. Credential: PYPI_ID_TOKEN (Trusted "
+            "Publishing, from id_tokens with aud pypi) or PYPI_API_TOKEN.",
+            flag=False,
+        ),
         host_option(),
         option(
             "token",
@@ -218,6 +245,10 @@ so a pipeline can split them across jobs that pass dist/ as an artifact):
              other content stops the release before anything is uploaded. The two halves run
              alone as publish-signatures and publish-packages; packages alone are refused
              until every artifact's signature is in the generic registry.
+             With --to gitlab,pypi (or pypi), then to the PyPI index (publish-pypi): each
+             file with its PEP 740 attestation, through Trusted Publishing (PYPI_ID_TOKEN,
+             exchanged once) or PYPI_API_TOKEN; the same file already there is skipped, a
+             different one stops before any upload.
 
 Writes dist/release.json (package, version, files and sha256, signer identity and issuer,
 Rekor log indexes, URLs); <comment>--format json</comment> prints it.
@@ -286,8 +317,16 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         expected = None
         if "sign" in steps:
             self._sign(settings, artifacts)
-        registries = frozenset(PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS)
-        if "verify" in steps or registries:
+        to_gitlab = "gitlab" in settings.targets
+        registries = frozenset(
+            PUBLISH_STEPS[step] for step in steps if step in PUBLISH_STEPS and to_gitlab
+        )
+        to_pypi = "publish-pypi" in steps and "pypi" in settings.targets
+        if "publish-pypi" in steps and len(steps) == 1 and not to_pypi:
+            raise UsageError(
+                "--steps publish-pypi, but PyPI is not a target", hint="add --to gitlab,pypi"
+            )
+        if "verify" in steps or registries or to_pypi:
             expected = self._verify(settings, artifacts)
         publish = None
         if registries:
@@ -295,7 +334,12 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             publish = self._publish(
                 settings, name, version.value, artifacts, expected, dry_run, registries
             )
-        self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir)
+        pypi = (
+            self._publish_pypi(settings, name, version.value, artifacts, dry_run)
+            if to_pypi
+            else None
+        )
+        self._finish(settings, name, version, steps, artifacts, expected, publish, dist_dir, pypi)
 
     def _write_sbom(
         self, dist_dir: Path, name: str, version: str, artifacts: list[Artifact]
@@ -320,6 +364,12 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         from poetry_gitlab_release.release.sign import sign_artifacts
 
         self._say(f"Signing {len(artifacts)} artifacts with one Sigstore certificate")
+        to_pypi = "pypi" in settings.targets
+        if to_pypi and self.option("no-attestations"):
+            raise UsageError(
+                "--no-attestations with a PyPI target: PyPI gets each file's PEP 740 attestation",
+                hint="drop --no-attestations, or publish to --to gitlab only",
+            )
         result = sign_artifacts(
             artifacts,
             settings.identity_token,
@@ -327,6 +377,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             in_ci=settings.in_ci,
             attestations=not self.option("no-attestations"),
             cosign_compat=bool(self.option("cosign-compat")),
+            rekor_v1=to_pypi,
             on_signed=lambda item: self._say(
                 f"  signed {item.artifact.name}  rekor log index {item.log_index}"
             ),
@@ -402,7 +453,9 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
                 on_rate_limit=lambda message, _delay: self.line_error(f"  {message}"),
             )
         verb = "Checking what would be published" if dry_run else "Publishing"
-        self._say(f"{verb}: signatures to the generic registry, then packages to PyPI")
+        self._say(
+            f"{verb}: signatures to the generic registry, then packages to GitLab's PyPI registry"
+        )
         try:
             return publish_release(
                 client,
@@ -419,6 +472,46 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             if client is not None:
                 client.close()
 
+    def _publish_pypi(
+        self,
+        settings: Settings,
+        name: str,
+        version: str,
+        artifacts: list[Artifact],
+        dry_run: bool,
+    ) -> IndexResult:
+        from poetry_gitlab_release.pypi.index import IndexConnection, IndexURLs
+        from poetry_gitlab_release.pypi.publish import publish_release
+        from poetry_gitlab_release.release.render import STATUS_TEXT
+        from poetry_gitlab_release.tls import ssl_context
+
+        urls = IndexURLs.from_upload_url(settings.pypi_url, allow_http=True)  # checked in settings
+        id_token, api_token = settings.pypi_id_token, settings.pypi_api_token
+        how = "Trusted Publishing" if id_token else ("an API token" if api_token else "no token")
+        verb = "Checking what would be published to" if dry_run else "Publishing to"
+        self._say(f"{verb} the PyPI index {urls.upload} ({how})")
+        statuses = {"skipped": "present"}
+        with IndexConnection(urls, verify=ssl_context(None)) as connection:
+            return publish_release(
+                connection,
+                name=name,
+                version=version,
+                files=[artifact.path for artifact in artifacts],
+                id_token=None if id_token is None else id_token.reveal(),
+                api_token=None if api_token is None else api_token.reveal(),
+                in_ci=settings.in_ci,
+                dry_run=dry_run,
+                on_file=lambda item: self._say(
+                    f"  {item.name}  "
+                    f"{STATUS_TEXT.get(statuses.get(item.status, item.status), item.status)}"
+                    + (
+                        " + PEP 740 attestation"
+                        if item.attestation and item.status == "uploaded"
+                        else ""
+                    )
+                ),
+            )
+
     def _finish(
         self,
         settings: Settings,
@@ -429,6 +522,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
         expected: ExpectedIdentity | None,
         publish: PublishResult | None,
         dist_dir: Path,
+        pypi: IndexResult | None = None,
     ) -> None:
         from poetry_gitlab_release.gitlab.urls import pypi_simple_url
         from poetry_gitlab_release.release.artifacts import load_artifacts
@@ -456,7 +550,14 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             from poetry_gitlab_release.errors import VerificationError
 
             raise VerificationError(f"the artifacts in {dist_dir} changed during the release")
-        document = build_manifest(facts, artifacts, expected=expected, publish=publish)
+        document = build_manifest(
+            facts,
+            artifacts,
+            expected=expected,
+            publish=publish,
+            targets=settings.targets,
+            pypi=None if pypi is None else pypi.to_json(),
+        )
         manifest = write_manifest(dist_dir, document)
         page = None
         if (

@@ -77,6 +77,8 @@ def build_manifest(
     *,
     expected: ExpectedIdentity | None = None,
     publish: PublishResult | None = None,
+    targets: Sequence[str] = ("gitlab",),
+    pypi: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from poetry_gitlab_release.gitlab.urls import generic_file_url
 
@@ -163,6 +165,17 @@ def build_manifest(
         },
         "dry_run": publish.dry_run if publish is not None else None,
         "files": files,
+        # Each target's result (None: not published by this run). GitLab's per-file statuses
+        # are the files' `status`; PyPI's are its own (#13).
+        "targets": {
+            "gitlab": None
+            if "gitlab" not in targets or publish is None
+            else {
+                "dry_run": publish.dry_run,
+                "uploaded": sum(1 for item in publish.files if item.status == "uploaded"),
+            },
+            "pypi": pypi if "pypi" in targets else None,
+        },
     }
 
 

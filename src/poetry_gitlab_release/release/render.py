@@ -77,6 +77,15 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
             if signature.get("status") in {"uploaded", "would-upload"}:
                 status = "uploaded" if signature["status"] == "uploaded" else "would upload"
                 lines.append(f"  {status:10} {signature['file']}")
+    pypi = (document.get("targets") or {}).get("pypi")
+    if pypi:
+        lines.append("")
+        lines.append(f"<b>PyPI</b> {pypi['upload_url']} ({pypi['credential']})")
+        for item in pypi["files"]:
+            status = {"skipped": "present"}.get(item["status"], item["status"])
+            lines.append(f"  <c1>{item['name']}</c1>  {STATUS_TEXT.get(status, status)}")
+            if item.get("provenance_url") and item["status"] != "would-upload":
+                lines.append(f"  provenance {item['provenance_url']}")
     return lines
 
 

@@ -141,6 +141,7 @@ def sign_artifacts(
     in_ci: bool,
     attestations: bool = True,
     cosign_compat: bool = False,
+    rekor_v1: bool = False,
     on_signed: Callable[[SignedArtifact], None] | None = None,
     on_retry: Callable[[str, float], None] | None = None,
     retry_delays: Sequence[float] = SIGN_RETRY_DELAYS,
@@ -165,6 +166,10 @@ def sign_artifacts(
     raw = check_identity_token(token, in_ci=in_ci)
     if trust_config is None or isinstance(trust_config, Path):
         trust_config = load_trust_config(trust_config)
+    if rekor_v1:  # a PyPI target: PyPI is not shown to accept Rekor v2 entries
+        from poetry_gitlab_release.pypi.attestations import pin_rekor_v1
+
+        pin_rekor_v1(trust_config)
     try:
         identity_token = IdentityToken(raw)
         context = SigningContext.from_trust_config(trust_config)

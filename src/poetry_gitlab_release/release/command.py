@@ -335,7 +335,13 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
                 settings, name, version.value, artifacts, expected, dry_run, registries
             )
         pypi = (
-            self._publish_pypi(settings, name, version.value, artifacts, dry_run)
+            self._publish_pypi(
+                settings,
+                name,
+                version.value,
+                [a for a in artifacts if a.kind != "sbom"],  # PyPI takes distributions only
+                dry_run,
+            )
             if to_pypi
             else None
         )

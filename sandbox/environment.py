@@ -7,6 +7,8 @@ the identity token names a project that exists on the GitLab stand-in.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox.gitlab import GitLabStandIn
 from sandbox.sigstore import SigstoreStandIn
 
@@ -23,6 +25,8 @@ def release_job_environment(
     ci_config_path: str = ".gitlab-ci.yml",
     token_lifetime: int = 600,
     identity_server: str | None = None,
+    environment: str | None = None,
+    **claims: object,
 ) -> dict[str, str]:
     """CI variables + SIGSTORE_ID_TOKEN + PYPI_ID_TOKEN + CI_JOB_TOKEN of a job in
     `project_path` at `ref`.
@@ -34,8 +38,20 @@ def release_job_environment(
     https://gitlab.com) makes the job's ID tokens and certificates speak as gitlab.com, which
     PyPI's Trusted Publishing and pypi-attestations' GitLab policy require, while its API stays
     the GitLab stand-in; the expected signer is then given as GITLAB_RELEASE_ISSUER/IDENTITY.
+
+    The tokens' project_id, namespace_id and namespace_path are the GitLab stand-in's, as real
+    GitLab puts the project's own ids in every job's token; `environment` is the job's
+    deployment environment; `claims` replaces any other claim (e.g.
+    runner_environment="self-hosted").
     """
-    project_id = gitlab.project_id(project_path)
+    project = gitlab.scenario.project(project_path)
+    if project is None:
+        raise KeyError(project_path)
+    project_id = project.id
+    overrides: dict[str, Any] = dict(claims)
+    namespace = gitlab.scenario.groups.get(project.namespace_id)
+    if namespace is not None:
+        overrides.setdefault("namespace_path", namespace.full_path)
 
     def mint(audience: str) -> str:
         return sigstore.mint_token(
@@ -47,16 +63,21 @@ def release_job_environment(
             server_url=identity_server or gitlab.url,
             audience=audience,
             lifetime=token_lifetime,
+            namespace_id=project.namespace_id,
+            environment=environment,
+            **overrides,
         )
 
     token = mint("sigstore")
-    environment = sigstore.ci_environment(token)
+    variables = sigstore.ci_environment(token)
+    if environment:
+        variables["CI_ENVIRONMENT_NAME"] = environment
     # `id_tokens: {PYPI_ID_TOKEN: {aud: pypi}}`: what PyPI's Trusted Publishing exchanges.
-    environment["PYPI_ID_TOKEN"] = mint("pypi")
+    variables["PYPI_ID_TOKEN"] = mint("pypi")
     if identity_server is not None:
-        environment["GITLAB_RELEASE_ISSUER"] = sigstore.issuer
-        environment["GITLAB_RELEASE_IDENTITY"] = sigstore.expected_identity(token)
-    environment.update(
+        variables["GITLAB_RELEASE_ISSUER"] = sigstore.issuer
+        variables["GITLAB_RELEASE_IDENTITY"] = sigstore.expected_identity(token)
+    variables.update(
         {
             "CI_SERVER_URL": gitlab.url,
             "CI_API_V4_URL": gitlab.api_url,
@@ -66,4 +87,4 @@ def release_job_environment(
             "GITLAB_RELEASE_TRUST_CONFIG": str(sigstore.trust_config_path),
         }
     )
-    return environment
+    return variables

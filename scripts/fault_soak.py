@@ -182,9 +182,11 @@ class Harness:
         sign_defaults["sleep"] = sign_sleep
 
     def environment(self) -> dict[str, str]:
+        project = self.gitlab.scenario.projects[PROJECT_ID]
         token = self.sigstore.mint_token(
             project_path=PROJECT_PATH,
             project_id=PROJECT_ID,
+            namespace_id=project.namespace_id,  # GitLab's ids, as a real job's token has them
             ref=TAG,
             ref_type="tag",
             server_url=self.gitlab.url,

@@ -138,6 +138,8 @@ class SigstoreStandIn:
         audience: str | list[str] = "sigstore",
         lifetime: int = 300,
         issued_at: int | None = None,
+        namespace_id: int | None = None,
+        environment: str | None = None,
         **overrides: object,
     ) -> str:
         """A GitLab CI `id_tokens` JWT; `overrides` replace or add claims (e.g. `iss`)."""
@@ -155,6 +157,8 @@ class SigstoreStandIn:
             audience=audience,
             lifetime=lifetime,
             issued_at=int(time.time()) if issued_at is None else issued_at,
+            namespace_id=namespace_id,
+            environment=environment,
             **overrides,
         )
         token = self.minter.mint(claims)

@@ -50,15 +50,27 @@ def gitlab_claims(
     audience: str | list[str],
     lifetime: int,
     issued_at: int,
+    namespace_id: int | None = None,
+    environment: str | None = None,
     **overrides: object,
 ) -> dict[str, Any]:
-    """The claim set of a GitLab CI ID token; `overrides` replaces or adds claims."""
+    """The claim set of a GitLab CI ID token; `overrides` replaces or adds claims.
+
+    `namespace_id` is the project's group (or user namespace) id, as GitLab puts it in every
+    token (`JSONWebToken::UserProjectTokenClaims`); the GitLab stand-in's project gives it.
+    Without one, a stable fake is derived from the project id. `environment` adds the four
+    environment claims GitLab adds only when the job deploys to an environment
+    (lib/gitlab/ci/jwt.rb `ci_claims`: environment, environment_protected, deployment_tier,
+    environment_action).
+    """
     namespace_path = project_path.rsplit("/", 1)[0] if "/" in project_path else project_path
+    if namespace_id is None:
+        namespace_id = project_id // 1000 * 1000 or 1
     sha = _fake_sha("commit", project_path, ref)
     ref_full = ref_path(ref, ref_type)
     pipeline_id = 100000 + project_id
     claims: dict[str, Any] = {
-        "namespace_id": str(project_id // 1000 * 1000 or 1),
+        "namespace_id": str(namespace_id),
         "namespace_path": namespace_path,
         "project_id": str(project_id),
         "project_path": project_path,
@@ -89,6 +101,15 @@ def gitlab_claims(
         "sub": f"project_path:{project_path}:ref_type:{ref_type}:ref:{ref}",
         "aud": audience,
     }
+    if environment:
+        claims.update(
+            {
+                "environment": environment,
+                "environment_protected": "false",
+                "deployment_tier": "production" if environment == "production" else "other",
+                "environment_action": "start",
+            }
+        )
     claims.update(overrides)
     return claims
 

@@ -144,6 +144,14 @@ def test_summary_and_manifest(release: Release) -> None:
     assert manifest["identity"] == identity
     assert manifest["issuer"] == release.gitlab.url
     assert manifest["ref"] == f"refs/tags/{TAG}"
+    project = release.gitlab.scenario.project(PROJECT_PATH)
+    assert project is not None
+    claims = manifest["claims"]
+    assert claims["project_id"] == str(project.id)
+    assert claims["namespace_id"] == str(project.namespace_id)
+    assert claims["runner_environment"] == "gitlab-hosted"
+    assert claims["pipeline_source"] == "push"
+    assert claims["identity"] == identity and claims["ref"] == f"refs/tags/{TAG}"
     files = {entry["file"]: entry for entry in manifest["files"]}
     assert set(files) == {*ARTIFACTS, SBOM}
     # The SBOM: signed (one certificate for the release), published to the generic registry.

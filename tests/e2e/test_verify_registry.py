@@ -449,7 +449,11 @@ def test_300_mb_file_verifies_in_bounded_memory(
         project_id, NAME, "0.3.0", name, content, requires_python="", metadata={}
     )
     token = sigstore.mint_token(
-        project_path=PROJECT_PATH, project_id=project_id, ref="v0.3.0", server_url=registry.url
+        project_path=PROJECT_PATH,
+        project_id=project_id,
+        namespace_id=registry.scenario.projects[project_id].namespace_id,
+        ref="v0.3.0",
+        server_url=registry.url,
     )
     context = SigningContext.from_trust_config(
         ClientTrustConfig.from_json(sigstore.trust_config_json())

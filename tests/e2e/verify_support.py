@@ -83,8 +83,13 @@ def sign_release(
     ref_type: str = "tag",
     ci_config_path: str = ".gitlab-ci.yml",
     attestations: bool = False,
+    project_id: int | None = None,
 ) -> SignedRelease:
-    """Sign every file as a GitLab CI job of `project_path` at `ref` would."""
+    """Sign every file as a GitLab CI job of `project_path` at `ref` would.
+
+    The token carries the project's id and its namespace's id from the GitLab stand-in, as
+    GitLab's do; `project_id` names another project than the one at that path now.
+    """
     from cryptography.hazmat.primitives.serialization import Encoding
     from sigstore.hashes import Hashed
     from sigstore.models import ClientTrustConfig
@@ -92,9 +97,11 @@ def sign_release(
     from sigstore.sign import SigningContext
     from sigstore_models.common.v1 import HashAlgorithm
 
+    project = gitlab.scenario.project(project_id or project_path)
     token = sigstore.mint_token(
         project_path=project_path,
-        project_id=gitlab.project_id(project_path) if gitlab.scenario.project(project_path) else 1,
+        project_id=project.id if project else (project_id or 1),
+        namespace_id=project.namespace_id if project else None,
         ref=ref,
         ref_type=ref_type,
         ci_config_path=ci_config_path,
@@ -176,3 +183,41 @@ def put_generic(
 def bundle_dict(release: SignedRelease, file_name: str) -> dict[str, object]:
     document: dict[str, object] = json.loads(release.bundles[file_name])
     return document
+
+
+def rename_and_reregister(gitlab: GitLabStandIn, path: str, new_path: str) -> int:
+    """Rename the project at `path` to `new_path`; a new project of the same group takes `path`.
+
+    What GitLab does: the renamed project keeps its id, its packages and a redirect from the
+    old path, and "new or updated routes override redirects with conflicting paths"
+    (gitlab-org/gitlab-ce MR 11136; spec/features/projects/settings/
+    user_renames_a_project_spec.rb "a new project is added with the same path overrides the
+    redirect"). The stand-in's scenario is immutable, so both see a new one. Returns the new
+    project's id.
+    """
+    from dataclasses import replace
+
+    from sandbox.gitlab import Scenario
+
+    scenario = gitlab.scenario
+    old = scenario.project(path)
+    assert old is not None, path
+    new_id = max(scenario.projects) + 1
+    renamed = replace(
+        old,
+        path=new_path.rsplit("/", 1)[-1],
+        name=new_path.rsplit("/", 1)[-1],
+        path_with_namespace=new_path,
+    )
+    newcomer = replace(old, id=new_id)
+    projects = [p for p in scenario.projects.values() if p.id != old.id] + [renamed, newcomer]
+    fresh = Scenario(
+        scenario.groups.values(),
+        projects,
+        scenario.pipelines.values(),
+        name=scenario.name,
+        release_project_path=scenario.release_project_path,
+    )
+    gitlab.scenario = fresh
+    gitlab.app.scenario = fresh
+    return new_id

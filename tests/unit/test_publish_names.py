@@ -85,7 +85,7 @@ def test_rerun_after_partial_publish_finds_what_is_published(
 def test_verify_group_finds_the_owner_of_any_spelling(
     gitlab_standin: GitLabStandIn, tmp_path: Path, stored: str
 ) -> None:
-    from poetry_gitlab_release.verify.flow import Requirement, _owning_project
+    from poetry_gitlab_release.verify.flow import Requirement, owning_project
 
     make_dists(tmp_path, stored)
     wheel = next(tmp_path.glob("*.whl"))
@@ -95,5 +95,5 @@ def test_verify_group_finds_the_owner_of_any_spelling(
         from poetry_gitlab_release.gitlab.urls import pypi_upload_url
 
         upload_pypi(client, pypi_upload_url(settings.api_url, 100), wheel, pypi_fields(wheel))
-        owner = _owning_project(client, "demo-group", Requirement("my-tool", "1.0.0"))
+        owner = owning_project(client, "demo-group", Requirement("my-tool", "1.0.0"))
     assert owner == ("100", "demo-group/hello-package")

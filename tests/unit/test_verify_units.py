@@ -492,7 +492,7 @@ def test_help_documents_options_identity_and_exit_codes() -> None:
 
 def test_group_without_the_group_packages_api_falls_back_to_its_projects() -> None:
     """Older GitLab has no `GET /groups/:id/packages`: each project of the group is asked."""
-    from poetry_gitlab_release.verify.flow import Requirement, _owning_project
+    from poetry_gitlab_release.verify.flow import Requirement, owning_project
 
     asked: list[str] = []
 
@@ -514,6 +514,6 @@ def test_group_without_the_group_packages_api_falls_back_to_its_projects() -> No
             return httpx.Response(200, json=[{"name": "Hello_Package", "version": "1.0.0"}])
         return httpx.Response(200, json=[])
 
-    owner = _owning_project(client_for(handler), "acme", Requirement("hello-package", "1.0.0"))
+    owner = owning_project(client_for(handler), "acme", Requirement("hello-package", "1.0.0"))
     assert owner == ("2", "acme/b")
     assert asked[0].endswith("/groups/acme/packages")

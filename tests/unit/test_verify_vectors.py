@@ -220,3 +220,42 @@ def test_issuer_trailing_slash_is_normalised(gitlab_release: Path) -> None:
     )
     assert status == 0, err
     assert "(issuer https://gitlab.com)" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "message"),
+    [
+        (("--project-id", "55235664", "--namespace-id", "12885801"), 0, None),
+        (("--runner-environment", "gitlab-hosted", "--pipeline-source", "push"), 0, None),
+        (
+            ("--project-id", "55235665"),
+            1,
+            "project id is 55235664, expected 55235665 (--project-id)",
+        ),
+        (("--namespace-id", "1"), 1, "namespace id is 12885801, expected 1 (--namespace-id)"),
+        (
+            ("--pipeline-source", "schedule,web"),
+            1,
+            "pipeline source is push, expected schedule or web",
+        ),
+        (("--environment", "production"), 1, "environment is missing, expected production"),
+    ],
+)
+def test_real_gitlab_certificate_claims(
+    options: tuple[str, ...], status: int, message: str | None
+) -> None:
+    """gitlab.com's own certificate: project 55235664 in namespace 12885801, push, hosted."""
+    code, _, err = run_verify(
+        str(GITLAB_REAL / GITLAB_FILE),
+        "--bundle",
+        str(GITLAB_REAL / f"{GITLAB_FILE}.sigstore.json"),
+        "--identity",
+        GITLAB_IDENTITY,
+        "--issuer",
+        "https://gitlab.com",
+        "--offline",
+        *options,
+    )
+    assert code == status, err
+    if message is not None:
+        assert message in err

@@ -44,8 +44,11 @@ class ReleaseFacts:
     steps: tuple[str, ...]
 
 
-def signer_facts(artifacts: Sequence[Artifact]) -> dict[str, str | None]:
-    """Identity, issuer, repository, ref and commit from the first bundle's certificate."""
+def signer_facts(artifacts: Sequence[Artifact]) -> dict[str, Any]:
+    """Identity, issuer, repository, ref and commit from the first bundle's certificate, and
+    every GitLab claim Fulcio copied into it (`claims`: project and namespace ids, runner
+    environment, pipeline source, environment, ...), what a consumer pins and checks."""
+    from poetry_gitlab_release.signing.claims import read_claims
     from poetry_gitlab_release.signing.identity import certificate_facts
 
     for artifact in artifacts:
@@ -56,7 +59,8 @@ def signer_facts(artifacts: Sequence[Artifact]) -> dict[str, str | None]:
         from sigstore.models import Bundle
 
         try:
-            facts = certificate_facts(Bundle.from_json(path.read_bytes()).signing_certificate)
+            certificate = Bundle.from_json(path.read_bytes()).signing_certificate
+            facts = certificate_facts(certificate)
         except (SigstoreError, ValueError, OSError):
             # An unreadable bundle is the verify step's to report, not the manifest's.
             return {}
@@ -67,6 +71,7 @@ def signer_facts(artifacts: Sequence[Artifact]) -> dict[str, str | None]:
             "ref": facts.ref,
             "commit": facts.commit,
             "job_url": facts.job_url,
+            "claims": read_claims(certificate).as_dict(),
         }
     return {}
 
@@ -147,6 +152,7 @@ def build_manifest(
         "ref": signer.get("ref"),
         "commit": signer.get("commit"),
         "job_url": signer.get("job_url"),
+        "claims": signer.get("claims"),
         "expected": None
         if expected is None
         else {

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sigstore.verify import Verifier
     from sigstore.verify.policy import VerificationPolicy
 
+    from poetry_gitlab_release.signing.claims import ClaimPolicy
     from poetry_gitlab_release.signing.identity import ExpectedIdentity
 
 
@@ -37,8 +38,10 @@ class _RecordingPolicy:
     def __init__(self, inner: VerificationPolicy) -> None:
         self._inner = inner
         self.failed = False
+        self.certificate: Certificate | None = None
 
     def verify(self, cert: Certificate) -> None:
+        self.certificate = cert
         try:
             self._inner.verify(cert)
         except Exception:
@@ -56,6 +59,7 @@ def verify_file(
     material: SignatureMaterial | None,
     expected: ExpectedIdentity,
     online_log: bool,
+    claims: ClaimPolicy | None = None,
 ) -> FileResult:
     """A FileResult for one file; never raises for a verification failure."""
     base = FileResult(name=name, verdict=Verdict.FAILED, sha256=sha256, size=size, path=path)
@@ -66,7 +70,10 @@ def verify_file(
         parsed = parse_material(material)
     except MalformedMaterialError as exc:
         return replace(base, material=label, reason=f"{material.source}: {exc}")
+    from poetry_gitlab_release.signing.claims import read_claims
+
     facts = certificate_facts(parsed.certificate)
+    gitlab_claims = read_claims(parsed.certificate)
     result = replace(
         base,
         material=label,
@@ -76,12 +83,13 @@ def verify_file(
         commit=facts.commit,
         job_url=facts.job_url,
         log_index=parsed.log_index,
+        claims=gitlab_claims,
     )
-    recorder = _RecordingPolicy(expected.to_policy())
+    recorder = _RecordingPolicy(_policy(expected, claims))
     try:
         _verify(verifier, parsed, name, sha256, recorder, online_log)
     except Exception as exc:  # noqa: BLE001 - sigstore raises many types; each is a failed file
-        return replace(result, reason=_reason(exc, recorder, expected, facts))
+        return replace(result, reason=_reason(exc, recorder, expected, facts, claims))
     return replace(result, verdict=Verdict.VERIFIED)
 
 
@@ -129,14 +137,30 @@ def _detached_bundle(verifier: Verifier, parsed: ParsedMaterial, hashed: Hashed)
     return Bundle.from_parts(parsed.certificate, parsed.signature, entry)
 
 
+def _policy(expected: ExpectedIdentity, claims: ClaimPolicy | None) -> VerificationPolicy:
+    if claims is None or claims.empty:
+        return expected.to_policy()
+    from sigstore.verify.policy import AllOf
+
+    return AllOf([expected.to_policy(), claims.as_sigstore_policy()])
+
+
 def _reason(
-    exc: Exception, recorder: _RecordingPolicy, expected: ExpectedIdentity, facts: CertificateFacts
+    exc: Exception,
+    recorder: _RecordingPolicy,
+    expected: ExpectedIdentity,
+    facts: CertificateFacts,
+    claims: ClaimPolicy | None = None,
 ) -> str:
     from sigstore.errors import CertValidationError
 
     detail = " ".join(str(exc).split())[:300] or type(exc).__name__
     if recorder.failed:
+        from poetry_gitlab_release.signing.claims import read_claims
+
         found = mismatches(expected, facts)
+        if claims is not None and recorder.certificate is not None:
+            found += claims.mismatches(read_claims(recorder.certificate))
         return "signer does not match: " + ("; ".join(found) if found else detail)
     if isinstance(exc, CertValidationError):
         return f"certificate not issued by a trusted CA: {detail}"

@@ -182,51 +182,15 @@ def mismatches(expected: ExpectedIdentity, facts: CertificateFacts) -> list[str]
 
 
 def _san_values(cert: Certificate) -> list[str]:
-    from cryptography.x509 import (
-        ExtensionNotFound,
-        SubjectAlternativeName,
-        UniformResourceIdentifier,
-    )
+    from poetry_gitlab_release.signing.claims import san_uris
 
-    try:
-        san = cert.extensions.get_extension_for_class(SubjectAlternativeName).value
-    except ExtensionNotFound:
-        return []
-    return list(san.get_values_for_type(UniformResourceIdentifier))
+    return san_uris(cert)
 
 
 def _extension(cert: Certificate, number: int) -> str | None:
-    from cryptography.x509 import ExtensionNotFound, ObjectIdentifier, UnrecognizedExtension
+    from poetry_gitlab_release.signing.claims import extension_text
 
-    try:
-        extension = cert.extensions.get_extension_for_oid(
-            ObjectIdentifier(f"{FULCIO_OID_PREFIX}{number}")
-        )
-    except ExtensionNotFound:
-        return None
-    value = extension.value
-    if not isinstance(value, UnrecognizedExtension):
-        return None
-    raw = value.value
-    if number >= 8:
-        raw = _der_utf8_string(raw)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _der_utf8_string(raw: bytes) -> bytes:
-    """Fulcio v2 extensions hold a DER UTF8String (tag 0x0C); older ones hold raw bytes."""
-    if len(raw) < 2 or raw[0] != 0x0C:
-        return raw
-    length = raw[1]
-    offset = 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(raw[2 : 2 + count], "big")
-        offset = 2 + count
-    return raw[offset : offset + length]
+    return extension_text(cert, number)
 
 
 class _PatternPolicy:

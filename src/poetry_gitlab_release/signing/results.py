@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from poetry_gitlab_release.signing.claims import GitLabClaims
 
 
 class Verdict(str, Enum):
@@ -28,6 +32,7 @@ class FileResult:
     commit: str | None = None
     job_url: str | None = None
     log_index: int | None = None
+    claims: GitLabClaims | None = None  # every GitLab claim of the signing certificate
 
     @property
     def ok(self) -> bool:

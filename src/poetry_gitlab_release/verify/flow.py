@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from poetry_gitlab_release.errors import ConfigError, UsageError, VerificationError
 from poetry_gitlab_release.gitlab.simple_index import normalize_name
 from poetry_gitlab_release.signing.check import verify_file
+from poetry_gitlab_release.signing.claims import ClaimPolicy
 from poetry_gitlab_release.signing.identity import ExpectedIdentity, git_ref, gitlab_identity
 from poetry_gitlab_release.signing.material import MaterialKind, SignatureMaterial
 from poetry_gitlab_release.signing.results import FileResult, Verdict
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from poetry_gitlab_release.config.settings import Settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.verify.pins import Pin, PinStore
 
 Progress = Callable[[str], None]
 
@@ -160,6 +162,7 @@ def verify_local(
     bundle: Path | None,
     online_log: bool,
     progress: Progress = lambda _: None,
+    claims: ClaimPolicy | None = None,
 ) -> Report:
     from poetry_gitlab_release.files import sha256_file
 
@@ -189,6 +192,7 @@ def verify_local(
             material=material,
             expected=expected,
             online_log=online_log,
+            claims=claims,
         )
         if result.verdict is Verdict.UNSIGNED:
             where = f"{bundle_dir} or {path.parent}" if bundle_dir else str(path.parent)
@@ -215,6 +219,8 @@ class RegistryTarget:
     simple_url: str
     signature_project: str  # id or path of the project whose generic registry holds signatures
     project_path: str | None
+    project_id: str | None = None  # GitLab's immutable ids for that project, asked once
+    namespace_id: str | None = None
 
 
 def resolve_target(
@@ -231,17 +237,29 @@ def resolve_target(
             project: str = settings.project
             path = settings.project_path
         else:
-            project, path = _owning_project(client, group, requirement)
+            project, path = owning_project(client, group, requirement)
     else:
         project = settings.require_project()
         path = settings.project_path
         simple_url = pypi_simple_url(settings.api_url, project=project)
-    if path is None and project.isdigit():
-        path = _project_path(client, project)
-    return RegistryTarget(simple_url=simple_url, signature_project=project, project_path=path)
+    facts = project_facts(client, project)
+    if facts is None:
+        return RegistryTarget(
+            simple_url=simple_url,
+            signature_project=project,
+            project_path=path,
+            project_id=project if project.isdigit() else None,
+        )
+    return RegistryTarget(
+        simple_url=simple_url,
+        signature_project=project,
+        project_path=path or facts.path,
+        project_id=facts.id,
+        namespace_id=facts.namespace_id,
+    )
 
 
-def _owning_project(
+def owning_project(
     client: GitLabClient, group: str, requirement: Requirement
 ) -> tuple[str, str | None]:
     """The one project of `group` that holds the package (the group index does not say).
@@ -297,7 +315,21 @@ def _is_release(package: object, requirement: Requirement) -> bool:
     return requirement.version is None or str(package.get("version")) == requirement.version
 
 
-def _project_path(client: GitLabClient, project: str) -> str | None:
+@dataclass(frozen=True)
+class ProjectFacts:
+    """A GitLab project as GitLab describes it now (GET /projects/:id)."""
+
+    id: str
+    path: str
+    namespace_id: str | None
+
+
+def project_facts(client: GitLabClient, project: str) -> ProjectFacts | None:
+    """The project's immutable id, its namespace's id and its current path, from GitLab.
+
+    GET /projects/:id (doc/api/projects.md) answers `id`, `path_with_namespace` and
+    `namespace.id`. None when the token may not read the project (a job or deploy token).
+    """
     from poetry_gitlab_release.errors import ApiError
     from poetry_gitlab_release.gitlab.urls import encode_id
 
@@ -305,8 +337,18 @@ def _project_path(client: GitLabClient, project: str) -> str | None:
         body = client.get_json(f"projects/{encode_id(project)}")
     except ApiError:
         return None  # a job or deploy token may not read the project; the caller explains
-    path = body.get("path_with_namespace") if isinstance(body, dict) else None
-    return path if isinstance(path, str) and path else None
+    if not isinstance(body, dict):
+        return None
+    project_id, path = body.get("id"), body.get("path_with_namespace")
+    namespace = body.get("namespace")
+    namespace_id = namespace.get("id") if isinstance(namespace, dict) else None
+    if not isinstance(project_id, int) or not isinstance(path, str) or not path:
+        return None
+    return ProjectFacts(
+        id=str(project_id),
+        path=path,
+        namespace_id=str(namespace_id) if isinstance(namespace_id, int) else None,
+    )
 
 
 def fetch_registry_material(
@@ -352,6 +394,9 @@ def verify_registry(
     group_index: bool = False,
     progress: Progress = lambda _: None,
     client_factory: Callable[[Settings], GitLabClient] | None = None,
+    claims: ClaimPolicy | None = None,
+    pins: PinStore | None = None,
+    accept_signer_change: bool = False,
 ) -> Report:
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.downloads import download_file
@@ -368,6 +413,12 @@ def verify_registry(
             server_url=settings.server_url,
             project_path=target.project_path,
             version=version_text,
+        )
+        policy = registry_claim_policy(
+            claims or ClaimPolicy(),
+            target,
+            pins.get(requirement.name) if pins is not None else None,
+            accept_signer_change=accept_signer_change,
         )
         verifier = make_verifier()
         package = normalize_name(requirement.name)
@@ -405,6 +456,7 @@ def verify_registry(
                 material=material,
                 expected=expected,
                 online_log=online_log,
+                claims=policy,
             )
             if result.verdict is Verdict.UNSIGNED:
                 detached = ", .sig/.crt" if online_log else ""
@@ -427,12 +479,45 @@ def verify_registry(
         )
         if sbom is not None:
             results.append(sbom)
+    pin_status = None
+    if pins is not None:
+        from poetry_gitlab_release.verify.pins import apply_pin
+
+        checked, pin = apply_pin(
+            results, pins, requirement.name, accept_change=accept_signer_change
+        )
+        results = list(checked)
+        pin_status = None if pin is None else pin.status.value
+    described = expected.describe()
+    if not policy.empty:
+        described += f"; {policy.describe()}"
     return Report(
         subject=f"{requirement.name}=={version_text}",
-        expected=expected.describe(),
+        expected=described,
         source=f"{target.simple_url}/{package}/",
         results=tuple(results),
         dest=dest,
+        pin=pin_status,
+        pins_file=None if pins is None else str(pins.path),
+    )
+
+
+def registry_claim_policy(
+    base: ClaimPolicy,
+    target: RegistryTarget,
+    pinned: Pin | None,
+    *,
+    accept_signer_change: bool,
+) -> ClaimPolicy:
+    from poetry_gitlab_release.verify.pins import claim_policy_with_ids
+
+    return claim_policy_with_ids(
+        base,
+        pinned,
+        project_id=target.project_id,
+        namespace_id=target.namespace_id,
+        where=target.project_path or target.signature_project,
+        accept_change=accept_signer_change,
     )
 
 

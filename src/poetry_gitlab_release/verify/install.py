@@ -63,21 +63,23 @@ def install_verified(results: Sequence[FileResult], python: Path, *, workdir: Pa
                 os.link(path, link)
             except OSError:
                 shutil.copyfile(path, link)
-        command = [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            str(staging),
-            *requirements,
-        ]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            lines = (completed.stderr or completed.stdout).strip().splitlines()
-            detail = lines[-1] if lines else f"exit {completed.returncode}"
-            raise OperationalError(f"pip install of the verified files failed: {detail}")
+        pip_install(python, staging, requirements)
         return requirements
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def pip_install(
+    python: Path, directory: Path, requirements: Sequence[str], *, no_deps: bool = False
+) -> None:
+    """pip install `requirements` from `directory` only: no index, nothing else fetched."""
+    command = [str(python), "-m", "pip", "install", "--no-index", "--find-links", str(directory)]
+    if no_deps:
+        command.append("--no-deps")
+    completed = subprocess.run(
+        [*command, *requirements], capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        lines = (completed.stderr or completed.stdout).strip().splitlines()
+        detail = lines[-1] if lines else f"exit {completed.returncode}"
+        raise OperationalError(f"pip install of the verified files failed: {detail}")

@@ -49,21 +49,27 @@ def table_rows(report: Report) -> list[tuple[str, ...]]:
 
 def render_table(report: Report, style: bool = True) -> list[str]:
     """Aligned columns; with `style`, verdicts carry cleo tags (<info>/<error>)."""
-    rows = table_rows(report)
-    widths = [len(column) for column in TABLE_COLUMNS]
+    tags = [("info" if result.ok else "error") if style else None for result in report.results]
+    return aligned_table(TABLE_COLUMNS, table_rows(report), tags)
+
+
+def aligned_table(
+    columns: tuple[str, ...], rows: list[tuple[str, ...]], tags: list[str | None]
+) -> list[str]:
+    """A header, a rule and the rows, padded to the widest cell; the last cell of a row
+    wrapped in its cleo tag, if any."""
+    widths = [len(column) for column in columns]
     for row in rows:
         widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
 
-    def line(cells: tuple[str, ...], verdict_tag: str | None = None) -> str:
+    def line(cells: tuple[str, ...], tag: str | None = None) -> str:
         padded = [cell.ljust(width) for cell, width in zip(cells, widths, strict=True)]
-        if verdict_tag:
-            padded[-1] = f"<{verdict_tag}>{cells[-1]}</{verdict_tag}>"
+        if tag:
+            padded[-1] = f"<{tag}>{cells[-1]}</{tag}>"
         return "  ".join(padded).rstrip()
 
-    lines = [line(TABLE_COLUMNS), "  ".join("-" * width for width in widths)]
-    for result, row in zip(report.results, rows, strict=True):
-        tag = ("info" if result.ok else "error") if style else None
-        lines.append(line(row, tag))
+    lines = [line(columns), "  ".join("-" * width for width in widths)]
+    lines.extend(line(row, tag) for row, tag in zip(rows, tags, strict=True))
     return lines
 
 
@@ -83,6 +89,7 @@ def result_dict(result: FileResult) -> dict[str, Any]:
         "commit": result.commit,
         "job_url": result.job_url,
         "log_index": result.log_index,
+        "claims": None if result.claims is None else result.claims.as_dict(),
     }
 
 
@@ -95,6 +102,8 @@ def render_json(report: Report) -> str:
         "counts": report.counts,
         "dest": None if report.dest is None else str(report.dest),
         "installed": report.installed,
+        "pin": report.pin,
+        "pins_file": report.pins_file,
         "files": [result_dict(result) for result in report.results],
     }
     return json.dumps(document, indent=2)

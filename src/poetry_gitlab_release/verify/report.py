@@ -16,6 +16,8 @@ class Report:
     results: tuple[FileResult, ...] = field(default_factory=tuple)
     dest: Path | None = None
     installed: bool = False
+    pin: str | None = None  # pinned / matches pin / change accepted / signer changed
+    pins_file: str | None = None
 
     @property
     def ok(self) -> bool:

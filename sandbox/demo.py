@@ -5,7 +5,8 @@ directory and runs, through the real `poetry` executable with the plugin install
   1. `poetry gitlab-release --to gitlab,pypi` as a gitlab.com tag pipeline's release job would
      (CI variables, job token, SIGSTORE_ID_TOKEN and PYPI_ID_TOKEN from id_tokens): build,
      sign, verify, publish to GitLab's registries, then to the PyPI stand-in with PEP 740
-     attestations through Trusted Publishing;
+     attestations through Trusted Publishing; then the tag's Release page (with the signed
+     SBOM among its links), which the demo reads back from the Releases API;
   2. `poetry gitlab-verify` as a consumer would, with a personal access token;
   3. `pypi-attestations verify pypi` on the provenance the PyPI stand-in serves;
   4. `poetry gitlab-pipelines` for the demo group.
@@ -63,6 +64,24 @@ def _run(
     if result.returncode not in accept:
         raise SystemExit(f"demo: `poetry {args[0]}` exited with {result.returncode}")
     return result.returncode
+
+
+def _show_release_page(gitlab: GitLabStandIn, tag: str) -> None:
+    """The Release page the job created, as GitLab's Releases API returns it."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    project = urllib.parse.quote(RELEASE_PROJECT, safe="")
+    url = f"{gitlab.api_url}/projects/{project}/releases/{tag}"
+    print(f"\n=== the Release page\n$ GET {url}", flush=True)
+    request = urllib.request.Request(url, headers={"PRIVATE-TOKEN": gitlab.tokens.read_api})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        release = json.load(response)
+    print(f"{release['name']}: {release['_links']['self']}")
+    for link in sorted(release["assets"]["links"], key=lambda item: item["id"]):
+        print(f"  [{link['link_type']}] {link['name']}\n      {link['direct_asset_url']}")
+    print("notes:\n  " + "\n  ".join(release["description"].splitlines()))
 
 
 def _verify_pypi_provenance(
@@ -136,6 +155,7 @@ def main(argv: list[str]) -> int:
                 cwd=project,
                 env=job,
             )
+            _show_release_page(gitlab, f"v{VERSION}")
             consumer = {
                 **base,
                 "GITLAB_HOST": gitlab.url,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -20,6 +21,10 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".dev-stamp"
+# gitlab-ci-local runs the CI examples in the tests (tests/fixtures/ci_local.py). 4.60.0 is the
+# last release that runs on Node 18/20; later ones need Node 22.
+GITLAB_CI_LOCAL = "gitlab-ci-local@4.60.0"
+NODE_PREFIX = ROOT / ".dev" / "node"
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -47,6 +52,43 @@ def ensure_environment() -> None:
     STAMP.write_text(_fingerprint())
 
 
+def _apt_install(*packages: str) -> bool:
+    """apt-get install as root on a Debian-like machine (CI); False when that is not possible."""
+    if shutil.which("apt-get") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    quiet = ["-qq", "-o", "Dpkg::Use-Pty=0"]
+    for command in (["update", *quiet], ["install", *quiet, "--no-install-recommends", *packages]):
+        print(f"$ apt-get {' '.join(command)}", flush=True)
+        if subprocess.run(["apt-get", *command], env=env, check=False).returncode != 0:
+            return False
+    return True
+
+
+def ensure_ci_runner() -> None:
+    """gitlab-ci-local (npm, into .dev/node) and rsync, for the CI pipeline tests.
+
+    Best effort: without them those tests are skipped, each saying what is missing.
+    """
+    missing = [tool for tool in ("rsync",) if shutil.which(tool) is None]
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        missing += ["nodejs", "npm"]
+    if missing and not _apt_install(*missing):
+        print(
+            f"not installed: {', '.join(missing)}; the gitlab-ci-local tests will skip", flush=True
+        )
+    binary = NODE_PREFIX / "node_modules" / ".bin" / "gitlab-ci-local"
+    npm = shutil.which("npm")
+    if binary.exists() or npm is None:
+        return
+    NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+    command = [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund"]
+    print(f"$ npm install --prefix {NODE_PREFIX.relative_to(ROOT)} {GITLAB_CI_LOCAL}", flush=True)
+    result = subprocess.run([*command, GITLAB_CI_LOCAL], cwd=ROOT, check=False)
+    if result.returncode != 0:
+        print("npm could not install gitlab-ci-local; its tests will skip", flush=True)
+
+
 def _tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -56,6 +98,7 @@ def _tool_env() -> dict[str, str]:
 
 def command_test(pytest_args: list[str]) -> None:
     ensure_environment()
+    ensure_ci_runner()
     env = _tool_env()
     _run(BIN / "ruff", "check", ".", env=env)
     _run(BIN / "ruff", "format", "--check", ".", env=env)

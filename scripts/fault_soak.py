@@ -250,6 +250,9 @@ class Harness:
         expected = {("pypi", name) for name in artifacts} | {
             ("generic", name + suffix) for name in artifacts for suffix in SIGNATURE_SUFFIXES
         }
+        # The CycloneDX SBOM and its bundle go to the generic registry with the signatures.
+        for sbom in dist.glob("*.cdx.json"):
+            expected |= {("generic", sbom.name), ("generic", sbom.name + ".sigstore.json")}
         stored = self.gitlab.stored_files(PROJECT_ID)
         seen = Counter((item.package_type, item.file_name) for item in stored)
         problems = []

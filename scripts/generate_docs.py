@@ -23,7 +23,9 @@ import sys
 from collections.abc import Iterable
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "src") not in sys.path:  # running from a clone without an editable install
@@ -81,6 +83,12 @@ KEY_DESCRIPTIONS: dict[str, str] = {
     "trust-config": "Sigstore ClientTrustConfig JSON of a private Sigstore instance.",
     "identity": "Expected signer identity (certificate SAN), exactly; replaces the derived one.",
     "issuer": "Expected OIDC issuer; the GitLab URL by default.",
+    # GitLab Release page (#16)
+    "release-page": "After publishing the packages, create or update the tag's GitLab Release "
+    "page with links to the packages, their signatures, the SBOM and release.json "
+    "(`--no-release-page`: off).",
+    "job-url": "URL of the CI job, for the Release page's link to release.json among the job's "
+    "artifacts.",
     # PyPI target (#13)
     "to": "Where `gitlab-release` publishes: `gitlab`, `pypi`, or `gitlab,pypi` (a TOML list in "
     "pyproject.toml). PyPI comes after GitLab's registries.",
@@ -320,6 +328,57 @@ def render_configuration() -> str:
     )
 
 
+# --- CI/CD components (templates/) ------------------------------------------------------------
+
+COMPONENT_PATH = "gitlab.com/poetry-gitlab-release/poetry-gitlab-release"
+
+
+def _value(value: object) -> str:
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if value == "":
+        return "empty"
+    return f"`{value}`"
+
+
+def render_components(templates: Path, version: str) -> str:
+    """Each component of templates/ with its `spec: inputs` header (the file's first YAML
+    document; doc/ci/inputs/_index.md: no `default` means mandatory, `type` is string unless
+    given)."""
+    lines = [
+        BANNER,
+        "# CI/CD components\n",
+        "Generated from `templates/`: every file `templates/<name>.yml` is a CI/CD component of",
+        (
+            f"this project, included as `{COMPONENT_PATH}/<name>@<version>`. How to use them: "
+            "[the CI recipe](../ci-recipe.md).\n"
+        ),
+    ]
+    for path in sorted(templates.glob("*.yml")):
+        header: dict[str, Any] = next(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+        inputs: dict[str, dict[str, Any]] = header["spec"]["inputs"]
+        lines.append(f"## `{path.stem}`\n")
+        lines.append("```yaml")
+        lines.append("include:")
+        lines.append(f"  - component: {COMPONENT_PATH}/{path.stem}@{version}")
+        required = [name for name, spec in inputs.items() if "default" not in (spec or {})]
+        if required:
+            lines.append("    inputs:")
+            lines.extend(f"      {name}: ..." for name in required)
+        lines.append("```\n")
+        rows = []
+        for name, spec in inputs.items():
+            spec = spec or {}
+            default = _value(spec["default"]) if "default" in spec else "(required)"
+            kind = str(spec.get("type", "string"))
+            if "options" in spec:
+                kind += ": " + ", ".join(_value(option) for option in spec["options"])
+            rows.append([f"`{name}`", kind, default, inline(str(spec.get("description", "")))])
+        lines.append(table(["Input", "Type", "Default", "Description"], rows))
+        lines.append("")
+    return "\n".join(lines)
+
+
 # --- index, nav ------------------------------------------------------------------------------
 
 
@@ -331,7 +390,10 @@ def render_index(names: list[str]) -> str:
     ]
     for name in names:
         lines.append(f"- [poetry {name}]({name}.md)")
-    lines.append("- [Configuration](configuration.md): every setting and where it comes from\n")
+    lines.append("- [Configuration](configuration.md): every setting and where it comes from")
+    lines.append(
+        "- [CI/CD components](components.md): the `templates/` components and their inputs\n"
+    )
     return "\n".join(lines)
 
 
@@ -344,8 +406,18 @@ def render_nav(current: str, names: list[str]) -> str:
     entries = [f"{indent}- reference/index.md"]
     entries += [f"{indent}- poetry {name}: reference/{name}.md" for name in names]
     entries.append(f"{indent}- Configuration: reference/configuration.md")
+    entries.append(f"{indent}- CI/CD components: reference/components.md")
     block = "\n".join(entries)
     return current[: begin + len(NAV_BEGIN)] + "\n" + block + "\n" + indent + current[end:]
+
+
+def _project_version(root: Path) -> str:
+    import tomllib
+
+    version: str = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "version"
+    ]
+    return version
 
 
 def render_all(root: Path = ROOT) -> dict[Path, str]:
@@ -357,6 +429,9 @@ def render_all(root: Path = ROOT) -> dict[Path, str]:
     }
     files[REFERENCE / "configuration.md"] = render_configuration()
     files[REFERENCE / "index.md"] = render_index(names)
+    files[REFERENCE / "components.md"] = render_components(
+        root / "templates", _project_version(root)
+    )
     files[MKDOCS] = render_nav((root / MKDOCS).read_text(encoding="utf-8"), names)
     return files
 

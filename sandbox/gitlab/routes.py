@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from sandbox.gitlab import generic, graphql_api, groups, packages_api, pipelines, pypi
+from sandbox.gitlab import (
+    generic,
+    graphql_api,
+    groups,
+    packages_api,
+    pipelines,
+    pypi,
+    releases,
+)
 from sandbox.gitlab.app import App
 
 ROUTE_MODULES: tuple[ModuleType, ...] = (
@@ -20,6 +28,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     groups,
     pipelines,
     graphql_api,
+    releases,  # Releases and release links API (#16)
 )
 
 

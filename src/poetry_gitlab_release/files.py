@@ -46,6 +46,8 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
+            handle.flush()
+            os.fsync(handle.fileno())  # a crash after the rename never leaves an empty file
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:

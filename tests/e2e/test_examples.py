@@ -1,52 +1,53 @@
-"""The CI examples users copy cannot rot: their structure is checked, and every job's command
-lines run, in stage order, with the real `poetry` against the GitLab and Sigstore stand-ins.
+"""The CI files users copy cannot rot: they are run by a GitLab CI implementation.
 
-Each job runs as a GitLab runner would run it: in a fresh copy of examples/hello-package (the
-checkout), with the artifacts of the jobs of earlier stages copied in (none with
-`dependencies: []`), the variables of the file and of the job, the CI variables of a tag pipeline
-(`sandbox.environment.release_job_environment`) and `SIGSTORE_ID_TOKEN` only in jobs that
-declare `id_tokens`. Each line of `before_script` and `script` runs in bash; the job fails at
-the first line that exits non-zero.
+gitlab-ci-local (tests/fixtures/ci_local.py) runs three pipelines against the GitLab and
+Sigstore stand-ins, each in a fresh git checkout of examples/hello-package tagged v0.1.0 with
+the stand-ins' CI variables of a tag pipeline:
 
-Lines that are not run as written, and why (LINE_MAP below):
-  - `pip install poetry poetry-gitlab-release` is skipped: the test environment already runs
-    Poetry with this checkout of the plugin installed, which is what the line installs.
-  - `poetry install` (test job) is skipped: it would resolve and download pytest from PyPI.
-  - `poetry run pytest ARGS` (test job) runs as `python -m pytest ARGS` with this environment's
-    pytest and `PYTHONPATH=src`, since the project's .venv was not populated.
-What is not simulated: images (all jobs use this interpreter; the matrix runs once, for the
-running Python), `cache:` (every job starts without .venv), and `rules:` (the pipeline is a tag
-pipeline, where every job of the file runs).
+- the hand-written six-stage file (examples/gitlab-ci/.gitlab-ci.yml), its release jobs;
+- the single job (examples/gitlab-ci/single-job.gitlab-ci.yml);
+- the component file (examples/gitlab-ci/component.gitlab-ci.yml), which includes this
+  repository's `release` component (templates/release.yml) with inputs; gitlab-ci-local
+  expands it. The `pipelines` component runs in the same checkout with a read_api token.
+
+Each publishes the release to the stand-ins and its consumer job verifies and installs it.
+
+What is not run, and why: the six-stage file's `test` job (`poetry install` would resolve
+pytest from PyPI, once per entry of its matrix); images (the shell executor runs every job with
+this interpreter and this checkout's plugin); `id_tokens` (gitlab-ci-local does not mint them,
+so SIGSTORE_ID_TOKEN is a variable of every job; the structure tests check that only the sign
+job declares one).
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
+import tomllib
 import yaml
 
 from sandbox.environment import RELEASE_PROJECT, release_job_environment
 from sandbox.gitlab import GitLabStandIn, Scenario
+from sandbox.gitlab.releases import store as releases_store
 from sandbox.sigstore import SigstoreStandIn
+from tests.fixtures.ci_local import COMPONENT_HOST, COMPONENT_PROJECT, LocalPipeline, require_tools
 from tests.fixtures.poetry import PoetryCli
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-HELLO = EXAMPLES / "hello-package"
-SIX_STAGE = EXAMPLES / "gitlab-ci" / ".gitlab-ci.yml"
-SINGLE_JOB = EXAMPLES / "gitlab-ci" / "single-job.gitlab-ci.yml"
+EXAMPLES = ROOT / "examples" / "gitlab-ci"
+SIX_STAGE = EXAMPLES / ".gitlab-ci.yml"
+SINGLE_JOB = EXAMPLES / "single-job.gitlab-ci.yml"
+COMPONENT_FILE = EXAMPLES / "component.gitlab-ci.yml"
+TEMPLATES = ROOT / "templates"
 TAG = "v0.1.0"
-VERSION = "0.1.0"
 RELEASE_STAGES = [
     "build",
     "sign",
@@ -55,13 +56,17 @@ RELEASE_STAGES = [
     "publish",
     "consumer_verification",
 ]
+ARTIFACTS = ("hello_package-0.1.0.tar.gz", "hello_package-0.1.0-py3-none-any.whl")
+SBOM = "hello_package-0.1.0.cdx.json"
 # GitLab keywords that are not jobs.
-GLOBAL_KEYS = {"stages", "variables", "default", "workflow", "include"}
+GLOBAL_KEYS = {"stages", "variables", "default", "workflow", "include", "spec"}
 # The order in which a job's keys must appear (a job may leave any out).
 KEY_ORDER = [
+    "extends",
     "stage",
     "image",
     "rules",
+    "allow_failure",
     "parallel",
     "variables",
     "dependencies",
@@ -70,7 +75,9 @@ KEY_ORDER = [
     "script",
     "artifacts",
 ]
-PIP_INSTALL = "pip install poetry poetry-gitlab-release"
+PLUGIN_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+    "version"
+]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -78,8 +85,18 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
+def component(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header (spec) and the body of templates/<name>.yml, the two YAML documents."""
+    header, body = yaml.safe_load_all((TEMPLATES / f"{name}.yml").read_text(encoding="utf-8"))
+    return header, body
+
+
 def jobs_of(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: job for name, job in document.items() if name not in GLOBAL_KEYS}
+    return {
+        name: job
+        for name, job in document.items()
+        if name not in GLOBAL_KEYS and not name.startswith(".")
+    }
 
 
 # --- structure ---------------------------------------------------------------------------------
@@ -96,13 +113,18 @@ def test_six_stage_pipeline_has_the_seed_stages_in_order() -> None:
 
 
 def test_every_job_has_its_keys_in_order() -> None:
-    for path in (SIX_STAGE, SINGLE_JOB):
-        for name, job in jobs_of(load(path)).items():
-            unknown = [key for key in job if key not in KEY_ORDER]
-            assert not unknown, f"{path.name}: job {name} has unexpected keys {unknown}"
-            positions = [KEY_ORDER.index(key) for key in job]
-            assert positions == sorted(positions), f"{path.name}: keys of {name} out of order"
-            assert job["script"], f"{path.name}: job {name} has no script"
+    documents = {path.name: load(path) for path in (SIX_STAGE, SINGLE_JOB)}
+    for name in ("release", "pipelines"):
+        documents[f"templates/{name}.yml"] = component(name)[1]
+    for source, document in documents.items():
+        for name, job in document.items():
+            if name in GLOBAL_KEYS:
+                continue
+            unknown = [key for key in job if key not in [*KEY_ORDER, "cache"]]
+            assert not unknown, f"{source}: job {name} has unexpected keys {unknown}"
+            positions = [KEY_ORDER.index(key) for key in job if key != "cache"]
+            assert positions == sorted(positions), f"{source}: keys of {name} out of order"
+            assert name.startswith(".") or job["script"], f"{source}: job {name} has no script"
 
 
 def test_release_jobs_run_only_for_tags() -> None:
@@ -115,10 +137,11 @@ def test_release_jobs_run_only_for_tags() -> None:
 
 
 def test_only_the_signing_job_gets_an_identity_token() -> None:
-    six = jobs_of(load(SIX_STAGE))
-    with_tokens = [name for name, job in six.items() if "id_tokens" in job]
-    assert with_tokens == ["sign"]
-    assert six["sign"]["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+    for document in (load(SIX_STAGE), component("release")[1]):
+        jobs = jobs_of(document)
+        with_tokens = [name for name, job in jobs.items() if "id_tokens" in job]
+        assert with_tokens == ["sign"]
+        assert jobs["sign"]["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
     single = jobs_of(load(SINGLE_JOB))
     assert list(single) == ["release"]
     assert single["release"]["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
@@ -147,162 +170,219 @@ def test_test_job_is_a_matrix_with_a_junit_report() -> None:
     assert test["artifacts"]["when"] == "always"
 
 
+def test_component_inputs_are_documented_and_typed() -> None:
+    for name in ("release", "pipelines"):
+        header, _ = component(name)
+        inputs = header["spec"]["inputs"]
+        text = (TEMPLATES / f"{name}.yml").read_text(encoding="utf-8")
+        used = set(re.findall(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]", text))
+        # Every input is used and every use is declared (GitLab refuses unknown ones).
+        assert used == set(inputs), f"{name}: declared {sorted(inputs)}, used {sorted(used)}"
+        for key, spec in inputs.items():
+            assert spec.get("description"), f"{name}: input {key} has no description"
+            kind = spec.get("type", "string")
+            if "default" in spec:
+                expected: dict[str, tuple[type, ...]] = {
+                    "string": (str,),
+                    "boolean": (bool,),
+                    "number": (int, float),
+                }
+                assert isinstance(spec["default"], expected[kind]), f"{name}: default of {key}"
+    release_inputs = component("release")[0]["spec"]["inputs"]
+    assert "default" not in release_inputs["package-name"]  # mandatory
+    assert {f"{stage.replace('_', '-')}-stage" for stage in RELEASE_STAGES} <= set(release_inputs)
+
+
 def test_the_docs_and_readme_show_the_examples_verbatim() -> None:
     single = SINGLE_JOB.read_text(encoding="utf-8")
-    for page in (ROOT / "README.md", ROOT / "docs" / "getting-started.md"):
-        assert single in page.read_text(encoding="utf-8"), f"{page.name} differs from {SINGLE_JOB}"
+    with_component = COMPONENT_FILE.read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert with_component in readme, "README.md's quick start differs from the component example"
+    getting_started = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    assert with_component in getting_started
+    assert single in getting_started
     recipe = (ROOT / "docs" / "ci-recipe.md").read_text(encoding="utf-8")
+    assert recipe.index(with_component) < recipe.index(single), "the component comes first"
     assert SIX_STAGE.read_text(encoding="utf-8") in recipe
-    assert single in recipe
+    # The component is included at the version this checkout would release.
+    for path in (COMPONENT_FILE,):
+        references = re.findall(r"- component: (\S+)", path.read_text(encoding="utf-8"))
+        assert references == [f"{COMPONENT_HOST}/{COMPONENT_PROJECT}/release@{PLUGIN_VERSION}"]
 
 
-# --- running the jobs --------------------------------------------------------------------------
+# --- running the pipelines ---------------------------------------------------------------------
 
 
 @dataclass
-class Pipeline:
+class StandIns:
     gitlab: GitLabStandIn
     sigstore: SigstoreStandIn
-    cli: PoetryCli
-    workdir: Path
     ci: dict[str, str]
-    artifacts: Path = field(init=False)
-    ran: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    environment: dict[str, str]
 
-    def __post_init__(self) -> None:
-        self.artifacts = self.workdir / "artifacts"
-        self.artifacts.mkdir()
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """GitLab's expansion of $VAR and ${VAR} in `variables:` values."""
-    return re.sub(r"\$(?:\{(\w+)\}|(\w+))", lambda m: env.get(m.group(1) or m.group(2), ""), value)
-
-
-def map_line(line: str) -> str | None:
-    """The command to run for a script line, or None to skip it (see the module docstring)."""
-    if line == PIP_INSTALL:
-        return None
-    if line == "poetry install":
-        return None
-    if line.startswith("poetry run pytest"):
-        return f"PYTHONPATH=src {sys.executable} -m pytest -p no:cacheprovider" + line[17:]
-    return line
-
-
-def run_job(pipeline: Pipeline, document: Mapping[str, Any], name: str) -> Path:
-    job = document[name]
-    checkout = pipeline.workdir / name
-    shutil.copytree(HELLO, checkout, ignore=shutil.ignore_patterns("dist", ".venv"))
-    if job.get("dependencies", None) != []:
-        shutil.copytree(pipeline.artifacts, checkout, dirs_exist_ok=True)
-    env = dict(pipeline.ci)
-    env["CI_PROJECT_DIR"] = str(checkout)
-    env["CI_JOB_NAME"] = name
-    if "id_tokens" not in job:
-        env.pop("SIGSTORE_ID_TOKEN", None)
-    matrix = job.get("parallel", {}).get("matrix", [{}])[0]
-    variables = {
-        **document.get("variables", {}),
-        **job.get("variables", {}),
-        **dict.fromkeys(matrix, f"{sys.version_info.major}.{sys.version_info.minor}"),
-    }
-    for key, value in variables.items():
-        env[key] = expand(str(value), env)
-    shell_env = pipeline.cli.environment(env)
-    shell_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{shell_env['PATH']}"
-    lines = [
-        *job.get("before_script", document["default"].get("before_script", [])),
-        *job["script"],
-    ]
-    for line in lines:
-        command = map_line(line)
-        if command is None:
-            pipeline.skipped.append(f"{name}: {line}")
-            continue
-        result = subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", command],
-            cwd=checkout,
-            env=shell_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, (
-            f"job {name}: `{line}` exited {result.returncode}\n"
-            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-        )
-        pipeline.ran.append(f"{name}: {line}")
-    artifacts = job.get("artifacts", {})
-    for pattern in artifacts.get("paths", []):
-        matches = list(checkout.glob(pattern.rstrip("/")))
-        assert matches, f"job {name}: artifact path {pattern} matched nothing"
-        for match in matches:
-            target = pipeline.artifacts / match.relative_to(checkout)
-            if match.is_dir():
-                shutil.copytree(match, target, dirs_exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(match, target)
-    for report in artifacts.get("reports", {}).values():
-        suite = ElementTree.parse(checkout / report).getroot()
-        assert suite.tag in {"testsuite", "testsuites"}, f"job {name}: {report} is not JUnit"
-    return checkout
+    def published(self) -> set[tuple[str, str]]:
+        project_id = self.gitlab.project_id(RELEASE_PROJECT)
+        return {(f.package_type, f.file_name) for f in self.gitlab.stored_files(project_id)}
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, poetry_cli: PoetryCli) -> Iterator[Pipeline]:
+def stand_ins(tmp_path: Path, poetry_cli: PoetryCli) -> Iterator[StandIns]:
+    require_tools()
     with (
         GitLabStandIn(Scenario.default()) as gitlab,
         SigstoreStandIn(issuer=gitlab.url, state_dir=tmp_path / "sigstore") as sigstore,
     ):
         ci = release_job_environment(gitlab, sigstore, ref=TAG)
         ci["SOURCE_DATE_EPOCH"] = "1700000000"
-        yield Pipeline(gitlab, sigstore, poetry_cli, tmp_path, ci)
+        yield StandIns(gitlab, sigstore, ci, poetry_cli.environment())
 
 
-def published(pipeline: Pipeline) -> set[tuple[str, str]]:
-    project_id = pipeline.gitlab.project_id(RELEASE_PROJECT)
-    return {(f.package_type, f.file_name) for f in pipeline.gitlab.stored_files(project_id)}
+def components() -> dict[str, str]:
+    return {
+        f"{name}@{PLUGIN_VERSION}": (TEMPLATES / f"{name}.yml").read_text(encoding="utf-8")
+        for name in ("release", "pipelines")
+    }
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_six_stage_pipeline_runs_against_the_stand_ins(pipeline: Pipeline) -> None:
-    document = load(SIX_STAGE)
-    for stage in document["stages"]:
-        checkout = run_job(pipeline, document, stage)
-        if stage == "test":
-            cases = ElementTree.parse(checkout / "report.xml").getroot().iter("testcase")
-            assert list(cases), "the test job's JUnit report has no test case"
-        if stage == "publish_signatures":
-            # Signatures are up, packages not yet: the order a consumer must never see reversed.
-            kinds = {kind for kind, _ in published(pipeline)}
-            assert kinds == {"generic"}, kinds
-    artifacts = ("hello_package-0.1.0.tar.gz", "hello_package-0.1.0-py3-none-any.whl")
-    stored = published(pipeline)
-    for name in artifacts:
+def passed(result: subprocess.CompletedProcess[str], jobs: list[str]) -> None:
+    report = f"--- stdout\n{result.stdout[-8000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, f"gitlab-ci-local exited {result.returncode}\n{report}"
+    for job in jobs:
+        assert re.search(rf"PASS\s+{re.escape(job)}\s*$", result.stdout, re.MULTILINE), report
+
+
+def assert_released_and_verified(stand_ins: StandIns, pipeline: LocalPipeline) -> None:
+    stored = stand_ins.published()
+    for name in ARTIFACTS:
         assert ("pypi", name) in stored
         assert ("generic", f"{name}.sigstore.json") in stored
         assert ("generic", f"{name}.publish.attestation") in stored
-    # Every line ran except the documented ones.
-    assert pipeline.skipped == [
-        *(f"{stage}: {PIP_INSTALL}" for stage in ["test"]),
-        "test: poetry install",
-        *(f"{stage}: {PIP_INSTALL}" for stage in RELEASE_STAGES),
+    assert ("generic", SBOM) in stored
+    assert ("generic", f"{SBOM}.sigstore.json") in stored
+    assert_release_page(stand_ins)
+    # The consumer job verified every file (the SBOM too) and installed the package.
+    report = pipeline.checkout / ".gitlab-ci-local" / "builds" / "consumer_verification"
+    suite = ElementTree.parse(report / "verification.xml").getroot()
+    cases = list(suite.iter("testcase"))
+    assert {case.get("name") for case in cases} == {*ARTIFACTS, SBOM}
+    failed = [
+        case for case in cases if case.find("failure") is not None or case.find("error") is not None
     ]
-    assert len(pipeline.ran) == sum(len(job["script"]) for job in jobs_of(document).values()) - 1
+    assert not failed, "a verification case failed"
+    assert all("verdict: verified" in (case.findtext("system-out") or "") for case in cases)
+    assert "Name: hello-package" in pipeline.log("consumer_verification")
+
+
+def assert_release_page(stand_ins: StandIns) -> None:
+    """The tag's Release links every file of the release (package links) and release.json."""
+    project_id = stand_ins.gitlab.project_id(RELEASE_PROJECT)
+    release = releases_store(stand_ins.gitlab.app).release(project_id, TAG)
+    assert release is not None, "no Release page for the tag"
+    names = {link.name: link for link in release.links}
+    expected = {
+        *ARTIFACTS,
+        *(f"{name}.sigstore.json" for name in (*ARTIFACTS, SBOM)),
+        *(f"{name}.publish.attestation" for name in ARTIFACTS),
+        SBOM,
+        "release.json",
+    }
+    assert set(names) == expected
+    assert {link.link_type for link in release.links} == {"package"}
+    assert all(link.filepath == f"/{name}" for name, link in names.items())
+    assert "Signed by `https://" in release.description  # the generated notes
+    assert "poetry gitlab-verify hello-package==0.1.0" in release.description
+
+
+def signatures_before_packages(stand_ins: StandIns) -> None:
+    """Every signature upload happened before the first package upload."""
+    log = [entry for entry in stand_ins.gitlab.request_log if entry.method in ("PUT", "POST")]
+    generic = [i for i, e in enumerate(log) if "/packages/generic/" in e.path and e.status < 300]
+    pypi = [i for i, e in enumerate(log) if e.path.endswith("/packages/pypi") and e.status < 300]
+    assert generic and pypi
+    assert max(generic) < min(pypi), [(e.method, e.path) for e in log]
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_single_job_pipeline_runs_against_the_stand_ins(pipeline: Pipeline) -> None:
-    document = {"default": {}, **load(SINGLE_JOB)}
-    checkout = run_job(pipeline, document, "release")
-    assert (checkout / "dist" / "release.json").is_file()
-    stored = published(pipeline)
-    assert ("pypi", "hello_package-0.1.0-py3-none-any.whl") in stored
-    assert ("generic", "hello_package-0.1.0-py3-none-any.whl.sigstore.json") in stored
-    assert pipeline.skipped == [f"release: {PIP_INSTALL}"]
+def test_six_stage_pipeline_runs_in_gitlab_ci_local(tmp_path: Path, stand_ins: StandIns) -> None:
+    pipeline = LocalPipeline.create(tmp_path, SIX_STAGE.read_text(encoding="utf-8"))
+    result = pipeline.run(
+        *RELEASE_STAGES, variables=stand_ins.ci, environment=stand_ins.environment
+    )
+    passed(result, RELEASE_STAGES)
+    assert_released_and_verified(stand_ins, pipeline)
+    signatures_before_packages(stand_ins)
+    manifest = json.loads(pipeline.artifact("publish", "dist/release.json").read_text())
+    assert manifest["version"] == "0.1.0"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_single_job_pipeline_runs_in_gitlab_ci_local(tmp_path: Path, stand_ins: StandIns) -> None:
+    pipeline = LocalPipeline.create(tmp_path, SINGLE_JOB.read_text(encoding="utf-8"))
+    result = pipeline.run(variables=stand_ins.ci, environment=stand_ins.environment)
+    passed(result, ["release"])
+    assert pipeline.artifact("release", "dist/release.json").is_file()
+    stored = stand_ins.published()
+    for name in ARTIFACTS:
+        assert ("pypi", name) in stored
+        assert ("generic", f"{name}.sigstore.json") in stored
+    signatures_before_packages(stand_ins)
+    assert_release_page(stand_ins)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_component_pipeline_runs_in_gitlab_ci_local(tmp_path: Path, stand_ins: StandIns) -> None:
+    pipeline = LocalPipeline.create(
+        tmp_path, COMPONENT_FILE.read_text(encoding="utf-8"), components=components()
+    )
+    result = pipeline.run(variables=stand_ins.ci, environment=stand_ins.environment)
+    passed(result, RELEASE_STAGES)
+    assert_released_and_verified(stand_ins, pipeline)
+    signatures_before_packages(stand_ins)
+
+    # The pipelines component, with a read_api token (a CI job token cannot list a group).
+    dashboard = (
+        "include:\n"
+        f"  - component: {COMPONENT_HOST}/{COMPONENT_PROJECT}/pipelines@{PLUGIN_VERSION}\n"
+        "    inputs:\n"
+        "      group: demo-group\n"
+        "      allow-failure: true\n"
+    )
+    (pipeline.checkout / ".gitlab-ci.yml").write_text(dashboard, encoding="utf-8")
+    variables = {**stand_ins.ci, "GITLAB_TOKEN": stand_ins.gitlab.tokens.read_api}
+    result = pipeline.run(variables=variables, environment=stand_ins.environment)
+    assert result.returncode == 0, result.stdout[-4000:]
+    document = json.loads(pipeline.artifact("group-pipelines", "pipelines.json").read_text())
+    assert document["projects"], document
+    metrics = pipeline.checkout / ".gitlab-ci-local" / "builds" / "group-pipelines"
+    assert (metrics / "metrics.txt").read_text().rstrip().endswith("# EOF")
+
+
+def expanded(path: Path, tmp_path: Path) -> dict[str, Any]:
+    """gitlab-ci-local --preview: the file with includes, extends and defaults expanded."""
+    pipeline = LocalPipeline.create(
+        tmp_path, path.read_text(encoding="utf-8"), components=components()
+    )
+    result = pipeline.run("--preview", variables={}, environment={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = result.stdout[result.stdout.index("---") :]
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
+
+
+def test_six_stage_file_is_the_component_expanded(tmp_path: Path) -> None:
+    require_tools()
+    by_hand = expanded(SIX_STAGE, tmp_path / "by-hand")
+    from_component = expanded(COMPONENT_FILE, tmp_path / "component")
+    for name in RELEASE_STAGES:
+        mine, theirs = dict(by_hand[name]), dict(from_component[name])
+        # Variables: the hand-written file sets most globally, the component on its jobs.
+        mine["variables"] = {**by_hand.get("variables", {}), **mine.get("variables", {})}
+        theirs["variables"] = {**from_component.get("variables", {}), **theirs["variables"]}
+        if name == "consumer_verification":
+            # The component's input consumer-verification (true) is part of its rule.
+            assert theirs.pop("rules") == [{"if": '$CI_COMMIT_TAG && "true" == "true"'}]
+            mine.pop("rules")
+        assert mine == theirs, name

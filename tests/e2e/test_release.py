@@ -21,6 +21,7 @@ import pytest
 
 from sandbox.environment import release_job_environment
 from sandbox.gitlab import GitLabStandIn
+from sandbox.gitlab.releases import store as releases_store
 from sandbox.sigstore import SigstoreStandIn
 from tests.fixtures.poetry import PoetryCli
 
@@ -33,6 +34,7 @@ TAG = "v1.2.3"
 VERSION = "1.2.3"
 EPOCH = "1700000000"
 ARTIFACTS = ("hello_package-1.2.3.tar.gz", "hello_package-1.2.3-py3-none-any.whl")
+SBOM = "hello_package-1.2.3.cdx.json"
 
 
 @dataclass
@@ -151,7 +153,13 @@ def test_summary_and_manifest(release: Release) -> None:
     assert claims["pipeline_source"] == "push"
     assert claims["identity"] == identity and claims["ref"] == f"refs/tags/{TAG}"
     files = {entry["file"]: entry for entry in manifest["files"]}
-    assert set(files) == set(ARTIFACTS)
+    assert set(files) == {*ARTIFACTS, SBOM}
+    # The SBOM: signed (one certificate for the release), published to the generic registry.
+    sbom = files.pop(SBOM)
+    assert (sbom["kind"], sbom["status"]) == ("sbom", "uploaded")
+    assert sbom["url"].endswith(f"/packages/generic/hello-package/{VERSION}/{SBOM}")
+    assert isinstance(sbom["rekor_log_index"], int)
+    assert sbom["attestation_rekor_log_index"] is None  # PEP 740 is for distributions
     for entry in files.values():
         assert entry["status"] == "uploaded"
         assert isinstance(entry["rekor_log_index"], int)
@@ -276,9 +284,21 @@ def test_pip_installs_the_published_package(release: Release, tmp_path: Path) ->
 
 def test_rerun_is_a_no_op(release: Release) -> None:
     before = release.stored()
+    page = releases_store(release.gitlab.app).release(PROJECT_ID, TAG)
+    assert page is not None, "the first run created no Release page"
+    links_before = sorted((link.name, link.url) for link in page.links)
+    release.gitlab.reset_log()
     result = release.run("--cosign-compat", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert release.stored() == before
+    # The Release page was read and found as it should be: nothing written.
+    writes = [e for e in release.gitlab.request_log if "/releases" in e.path and e.method != "GET"]
+    assert writes == []
+    assert sorted((link.name, link.url) for link in page.links) == links_before
+    release.gitlab.reset_log()
+    quiet = release.run("--steps", "publish-packages", "--no-release-page")
+    assert quiet.returncode == 0, quiet.stderr
+    assert not [e for e in release.gitlab.request_log if "/releases" in e.path]
     manifest = json.loads(result.stdout)
     for entry in manifest["files"]:
         assert entry["status"] == "present"
@@ -427,6 +447,7 @@ def test_publish_with_a_deploy_token_is_idempotent(poetry_cli: PoetryCli, tmp_pa
         assert {entry.principal for entry in log if entry.path.startswith("/api/v4/")} == {"deploy"}
         assert not [entry for entry in log if entry.path.endswith("/packages")]  # no list API
         assert job.gitlab.tokens.deploy_token not in first.stdout + first.stderr + again.stderr
+        assert "No Release page: GitLab does not accept a deploy token" in first.stderr
 
 
 def test_an_epoch_version_is_refused_before_anything(poetry_cli: PoetryCli, tmp_path: Path) -> None:

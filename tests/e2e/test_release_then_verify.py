@@ -79,13 +79,14 @@ def test_consumer_verifies_what_the_release_job_published(
     assert set(files) == {
         f"hello_package-{VERSION}.tar.gz",
         f"hello_package-{VERSION}-py3-none-any.whl",
+        f"hello_package-{VERSION}.cdx.json",  # the signed SBOM, a row of its own
     }
     expected = f"{published.gitlab.url.replace('http://', 'https://')}/{RELEASE_PROJECT}//.gitlab-ci.yml@refs/tags/v{VERSION}"
     for entry in files.values():
         assert entry["verdict"] == "verified"
         assert entry["identity"] == expected
     suite = ET.parse(junit).getroot()
-    assert len(list(suite.iter("testcase"))) == 2
+    assert len(list(suite.iter("testcase"))) == 3
     assert not list(suite.iter("failure"))
     assert sorted(path.name for path in (tmp_path / "dl").iterdir()) == sorted(files)
 
@@ -100,4 +101,4 @@ def test_consumer_expecting_another_ref_rejects_the_release(published: Published
 def test_consumer_with_a_deploy_token(published: Published) -> None:
     result = published.verify(token=published.gitlab.tokens.deploy_token)
     assert result.returncode == 0, result.stderr
-    assert "2 of 2 file(s) verified" in result.stderr
+    assert "3 of 3 file(s) verified" in result.stderr  # wheel, sdist and SBOM

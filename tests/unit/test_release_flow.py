@@ -52,6 +52,9 @@ class RecordingReporter:
     def file_done(self, action: FileAction) -> None:
         self.files.append(action)
 
+    def warning(self, text: str) -> None:
+        self.lines.append(("warning", text))
+
     def progress(self, label: str, size: int) -> Progress | None:
         return None
 

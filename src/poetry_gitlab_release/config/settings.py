@@ -134,6 +134,9 @@ class Settings:
     issuer: str | None
     in_ci: bool
     sources: Mapping[str, str] = field(default_factory=dict)
+    # GitLab Release page (#16)
+    release_page: bool = True
+    job_url: str | None = None
     # PyPI target (#13): where else the release goes, and the index's credentials.
     targets: tuple[str, ...] = ("gitlab",)
     pypi_url: str = "https://upload.pypi.org/legacy/"
@@ -270,6 +273,9 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("trust-config", as_existing_file, ("GITLAB_RELEASE_TRUST_CONFIG",)),
     _Spec("identity", as_str, ("GITLAB_RELEASE_IDENTITY",)),
     _Spec("issuer", as_url, ("GITLAB_RELEASE_ISSUER",)),
+    # GitLab Release page (#16)
+    _Spec("release-page", as_bool, ("GITLAB_RELEASE_RELEASE_PAGE",), default=True),
+    _Spec("job-url", as_url, (), in_pyproject=False, ci=("CI_JOB_URL",)),
     # PyPI target (#13)
     _Spec("to", _as_targets, ("GITLAB_RELEASE_TO",), default="gitlab", expected="targets"),
     _Spec(
@@ -424,6 +430,9 @@ def resolve_settings(
         issuer=value("issuer"),
         in_ci=env.get("GITLAB_CI") == "true",
         sources={key: item.source for key, item in resolved.items()},
+        # GitLab Release page (#16)
+        release_page=value("release-page"),
+        job_url=value("job-url"),
         targets=value("to") if isinstance(value("to"), tuple) else ("gitlab",),  # default: a str
         pypi_url=value("pypi-url"),
         pypi_id_token=None if pypi_id_token is None else Secret(pypi_id_token),

@@ -25,6 +25,7 @@ SIGNATURE_SUFFIXES = (
     COSIGN_CERTIFICATE_SUFFIX,
 )
 MANIFEST_NAME = "release.json"
+SBOM_SUFFIX = ".cdx.json"  # the CycloneDX SBOM of the release (release/sbom.py)
 
 
 def normalize_name(name: str) -> str:
@@ -39,10 +40,10 @@ def distribution_stem(name: str) -> str:
 
 @dataclass(frozen=True)
 class Artifact:
-    """A wheel or sdist of the release, with its digest."""
+    """A wheel, sdist or the SBOM of the release, with its digest."""
 
     path: Path
-    kind: Literal["sdist", "wheel"]
+    kind: Literal["sdist", "wheel", "sbom"]
     sha256: str
     size: int
 
@@ -59,20 +60,27 @@ class Artifact:
 
 
 def artifact_paths(dist_dir: Path, name: str, version: str) -> list[Path]:
-    """The sdist and wheels of `name` `version` in `dist_dir`: sdist first, then wheels."""
+    """The sdist, wheels and SBOM of `name` `version` in `dist_dir`, in that order."""
     stem = f"{distribution_stem(name)}-{version}"
     if not dist_dir.is_dir():
         return []
     sdists = [p for p in dist_dir.glob(f"{stem}.tar.gz") if p.is_file()]
     wheels = [p for p in dist_dir.glob(f"{stem}-*.whl") if p.is_file()]
-    return sorted(sdists) + sorted(wheels)
+    sboms = [p for p in (dist_dir / f"{stem}{SBOM_SUFFIX}",) if p.is_file()]
+    return sorted(sdists) + sorted(wheels) + sboms
+
+
+def _kind(path: Path) -> Literal["sdist", "wheel", "sbom"]:
+    if path.name.endswith(SBOM_SUFFIX):
+        return "sbom"
+    return "wheel" if path.suffix == ".whl" else "sdist"
 
 
 def load_artifacts(dist_dir: Path, name: str, version: str) -> list[Artifact]:
     return [
         Artifact(
             path=path,
-            kind="wheel" if path.suffix == ".whl" else "sdist",
+            kind=_kind(path),
             sha256=digest.sha256,
             size=digest.size,
         )

@@ -169,7 +169,7 @@ def build_release(
         except Exception as exc:  # poetry-core reports problems as assorted exceptions
             raise BuildError(f"building {package.pretty_name} failed: {exc}") from exc
 
-    artifacts = tuple(load_artifacts(dist_dir, name, version.value))
+    artifacts = tuple(a for a in load_artifacts(dist_dir, name, version.value) if a.kind != "sbom")
     kinds = {artifact.kind for artifact in artifacts}
     if kinds != {"sdist", "wheel"}:
         raise BuildError(

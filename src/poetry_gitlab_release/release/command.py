@@ -19,6 +19,9 @@ from poetry_gitlab_release.errors import UsageError
 from poetry_gitlab_release.release.flow import DEFAULT_STEPS, STEPS, parse_steps
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from poetry_gitlab_release.release.artifacts import Artifact
     from poetry_gitlab_release.release.flow import ReleaseOutcome
 
 FORMATS = ("text", "json")
@@ -79,6 +82,17 @@ class ReleaseCommand(GitlabCommand):
             "cosign-compat",
             None,
             "Also write <file>.sig and <file>.crt as `cosign sign-blob` does, and publish them.",
+        ),
+        option(
+            "no-release-page",
+            None,
+            "Do not create or update the tag's GitLab Release page after publishing the "
+            "packages [env: GITLAB_RELEASE_RELEASE_PAGE=false].",
+        ),
+        option(
+            "no-sbom",
+            None,
+            "Do not write the CycloneDX SBOM <name>-<version>.cdx.json in the build step.",
         ),
         option(
             "no-attestations",
@@ -235,7 +249,27 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             cosign_compat=bool(self.option("cosign-compat")),
             source_repository=self.option("source-repository"),
             expected_ref=self.option("expected-ref"),
+            release_page=not self.option("no-release-page"),
+            project_dir=poetry.pyproject_path.parent,
         )
+
+        def write_sbom(artifacts: list[Artifact]) -> Path:
+            from importlib.metadata import version as installed_version
+
+            from poetry_gitlab_release.release.sbom import poetry_dependencies
+            from poetry_gitlab_release.release.sbom import write_sbom as write_cyclonedx
+
+            direct, locked = poetry_dependencies(poetry)
+            return write_cyclonedx(
+                dist_dir,
+                name,
+                version.value,
+                artifacts,
+                direct,
+                locked,
+                tool_version=installed_version("poetry-gitlab-release"),
+            )
+
         return run_release(
             settings,
             request,
@@ -247,6 +281,7 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
                 version=version,
                 project_url=settings.project_url,
             ),
+            write_sbom=None if self.option("no-sbom") else write_sbom,
         )
 
     def _render(self, outcome: ReleaseOutcome) -> None:
@@ -261,6 +296,11 @@ pyproject.toml, or from GitLab CI's predefined variables, in that order after th
             self.line(line)
         self.line("")
         self.line(f"Manifest: {outcome.manifest.path}")
+        if outcome.page is not None:
+            from poetry_gitlab_release.release.render import release_page_lines
+
+            for line in release_page_lines(outcome.page):
+                self.line(line)
         publish = outcome.publish
         if publish is not None and publish.dry_run and not publish.checked:
             self.line(

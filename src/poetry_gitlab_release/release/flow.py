@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sigstore.verify import Verifier
 
     from poetry_gitlab_release.config.settings import Settings
+    from poetry_gitlab_release.gitlab.releases import ReleasePageResult
     from poetry_gitlab_release.gitlab.uploads import Progress
     from poetry_gitlab_release.pypi.publish import IndexResult
     from poetry_gitlab_release.release.artifacts import Artifact
@@ -81,6 +82,9 @@ class Reporter(Protocol):
     def progress(self, label: str, size: int) -> Progress | None:
         """A progress display for one upload, or None for none."""
 
+    def warning(self, text: str) -> None:
+        """Something skipped that the user asked for, said at every verbosity (on stderr)."""
+
 
 @dataclass(frozen=True)
 class ReleaseRequest:
@@ -93,6 +97,9 @@ class ReleaseRequest:
     cosign_compat: bool = False
     source_repository: str | None = None
     expected_ref: str | None = None
+    release_page: bool = True
+    # The Poetry project's directory: CHANGELOG.md for the Release notes, the manifest's path.
+    project_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ class ReleaseOutcome:
     expected: ExpectedIdentity | None
     publish: PublishResult | None
     pypi: IndexResult | None = None
+    page: ReleasePageResult | None = None
 
 
 def run_release(
@@ -109,6 +117,7 @@ def run_release(
     reporter: Reporter,
     *,
     build: Callable[[], BuildResult] | None = None,
+    write_sbom: Callable[[list[Artifact]], Path] | None = None,
 ) -> ReleaseOutcome:
     """Run the requested steps (except configure) in order and write the manifest."""
     from poetry_gitlab_release.release.artifacts import load_artifacts
@@ -117,7 +126,10 @@ def run_release(
     if "build" in steps:
         if build is None:
             raise UsageError("the build step needs the project to build")
-        build_step(request, reporter, build)
+        built = build_step(request, reporter, build)
+        if write_sbom is not None:
+            sbom = write_sbom(list(built.artifacts))
+            reporter.step(f"  sbom   {sbom.name}  (CycloneDX)")
     artifacts = load_artifacts(request.dist_dir, request.name, request.version.value)
     if not artifacts:
         raise UsageError(
@@ -142,14 +154,24 @@ def run_release(
     if registries:
         assert expected is not None
         publish = publish_step(settings, request, artifacts, expected, registries, reporter)
-    pypi = pypi_step(settings, request, artifacts, reporter) if to_pypi else None
+    distributions = [a for a in artifacts if a.kind != "sbom"]  # PyPI takes distributions only
+    pypi = pypi_step(settings, request, distributions, reporter) if to_pypi else None
     manifest = manifest_step(settings, request, artifacts, expected, publish, pypi)
-    return ReleaseOutcome(manifest=manifest, expected=expected, publish=publish, pypi=pypi)
+    page = None
+    if (
+        publish is not None
+        and not publish.dry_run
+        and "pypi" in {f.registry for f in publish.files}
+    ):
+        page = release_page_step(settings, request, manifest, reporter)
+    return ReleaseOutcome(
+        manifest=manifest, expected=expected, publish=publish, pypi=pypi, page=page
+    )
 
 
 def build_step(
     request: ReleaseRequest, reporter: Reporter, build: Callable[[], BuildResult]
-) -> None:
+) -> BuildResult:
     version = request.version
     reporter.step(f"Building <c1>{request.name}</c1> <c2>{version.value}</c2> ({version.source})")
     built = build()
@@ -159,6 +181,7 @@ def build_step(
         reporter.detail(f"  project URLs from GitLab: {', '.join(built.stamped_urls)}")
     if built.venv is not None:
         reporter.detail(f"  build environment: {built.venv}")
+    return built
 
 
 def sign_step(
@@ -337,3 +360,58 @@ def manifest_step(
         pypi=None if pypi is None else pypi.to_json(),
     )
     return write_manifest(request.dist_dir, document)
+
+
+def release_page_step(
+    settings: Settings, request: ReleaseRequest, manifest: ManifestResult, reporter: Reporter
+) -> ReleasePageResult | None:
+    """Create or update the tag's GitLab Release page (after the packages are published)."""
+    from poetry_gitlab_release.config.settings import TokenKind
+    from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
+    from poetry_gitlab_release.release.release_page import (
+        asset_links,
+        publish_release_page,
+        release_notes,
+    )
+
+    if not (request.release_page and settings.release_page):
+        return None
+    if settings.commit_tag is None:
+        reporter.detail("No Release page: not a tag pipeline (CI_COMMIT_TAG)")
+        return None
+    if settings.credential is not None and settings.credential.kind is TokenKind.DEPLOY:
+        # Deploy tokens reach the package registries only, not the Releases API.
+        reporter.warning(
+            "No Release page: GitLab does not accept a deploy token on the Releases API "
+            "(use the CI job token or a token with the api scope, or --no-release-page)"
+        )
+        return None
+    project = settings.require_project()
+    project_dir = request.project_dir or request.dist_dir.parent
+    try:
+        manifest_path: str | None = manifest.path.relative_to(project_dir).as_posix()
+    except ValueError:
+        manifest_path = None
+    document = manifest.document
+    notes = release_notes(
+        project_dir,
+        request.name,
+        request.version.value,
+        identity=document.get("identity"),
+        issuer=document.get("issuer"),
+        project=settings.project_path or project,
+        files=[(item["file"], item["sha256"]) for item in document.get("files", [])],
+    )
+    links = asset_links(document, job_url=settings.job_url, manifest_path=manifest_path)
+    with GitLabClient(Connection.from_settings(settings)) as client:
+        return publish_release_page(
+            client,
+            project,
+            settings.commit_tag,
+            package=request.name,
+            version=request.version.value,
+            notes=notes,
+            links=links,
+            ref=settings.commit_sha,
+        )

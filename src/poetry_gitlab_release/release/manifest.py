@@ -123,7 +123,11 @@ def build_manifest(
                 "kind": artifact.kind,
                 "sha256": artifact.sha256,
                 "size": artifact.size,
-                "url": url_of(artifact.name, artifact.sha256, "pypi"),
+                "url": url_of(
+                    artifact.name,
+                    artifact.sha256,
+                    "generic" if artifact.kind == "sbom" else "pypi",
+                ),
                 "status": action.status if action else None,
                 "signature_url": url_of(artifact.name + BUNDLE_SUFFIX, "", "generic")
                 if artifact.sidecar(BUNDLE_SUFFIX).is_file()

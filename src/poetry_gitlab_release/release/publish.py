@@ -101,15 +101,22 @@ def plan_files(
                     status="upload",
                 )
             )
-        packages.append(
+        # The SBOM is not a package: it goes with the signatures, to the generic registry.
+        sbom = artifact.kind == "sbom"
+        url = (
+            generic_file_url(api_url, target.project, target.package, target.version, artifact.name)
+            if sbom
+            else pypi_file_url(api_url, target.project, artifact.sha256, artifact.name)
+        )
+        (signatures if sbom else packages).append(
             FileAction(
                 path=artifact.path,
                 file_name=artifact.name,
                 artifact=artifact.name,
-                registry="pypi",
+                registry="generic" if sbom else "pypi",
                 sha256=artifact.sha256,
                 size=artifact.size,
-                url=pypi_file_url(api_url, target.project, artifact.sha256, artifact.name),
+                url=url,
                 status="upload",
             )
         )

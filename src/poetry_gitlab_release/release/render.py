@@ -88,6 +88,9 @@ class CleoReporter:
     def file_done(self, action: FileAction) -> None:
         self.step(f"  {action.file_name}  {STATUS_TEXT.get(action.status, action.status)}")
 
+    def warning(self, text: str) -> None:
+        self._io.write_error_line(text)
+
     def progress(self, label: str, size: int) -> Progress | None:
         import sys
 
@@ -134,4 +137,19 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
             lines.append(f"  <c1>{item['name']}</c1>  {STATUS_TEXT.get(status, status)}")
             if item.get("provenance_url") and item["status"] != "would-upload":
                 lines.append(f"  provenance {item['provenance_url']}")
+    return lines
+
+
+def release_page_lines(page: Any) -> list[str]:
+    """The Release page and its asset links (a gitlab.releases.ReleasePageResult)."""
+    if page.created:
+        what = "created"
+    elif page.links_added or page.links_updated or page.description_updated:
+        what = "updated"
+    else:
+        what = "up to date"
+    lines = [f"Release page ({what}): {page.url or '(no URL in GitLab answer)'}"]
+    for link in sorted(page.links, key=lambda item: item.get("id", 0)):
+        lines.append(f"  {link.get('link_type', 'other'):<8} {link.get('name')}")
+        lines.append(f"           {link.get('direct_asset_url') or link.get('url')}")
     return lines

@@ -251,7 +251,7 @@ def _sign_one(
         "bundle": bundle_path,
         "log_index": bundle_log_index(json.loads(bundle_json)),
     }
-    if attestations:
+    if attestations and artifact.kind != "sbom":  # PEP 740 attests distributions only
         statement = pep740_statement(artifact.name, artifact.sha256)
         attestation = attestation_from_bundle(signer.sign_dsse(statement))
         attestation_path = artifact.sidecar(ATTESTATION_SUFFIX)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 
+# The SBOM gitlab-release publishes beside the signatures (its release/sbom.py).
+SBOM_SUFFIX = ".cdx.json"
+SBOM_MAX_BYTES = 16 << 20
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?:\s*==\s*(\S+))?$")
 
 
@@ -393,8 +396,9 @@ def verify_registry(
             pins.get(requirement.name) if pins is not None else None,
             accept_signer_change=accept_signer_change,
         )
+        verifier = make_verifier()
         check = functools.partial(
-            verify_file, make_verifier(), expected=expected, online_log=online_log, claims=policy
+            verify_file, verifier, expected=expected, online_log=online_log, claims=policy
         )
         package = normalize_name(requirement.name)
         results: list[FileResult] = []
@@ -432,6 +436,20 @@ def verify_registry(
                     f"the generic registry at {package}/{version_text}",
                 )
             results.append(result)
+        sbom = _verify_published_sbom(
+            client,
+            settings,
+            target.signature_project,
+            package,
+            version_text,
+            dest=dest,
+            verifier=verifier,
+            expected=expected,
+            online_log=online_log,
+            claims=policy,
+        )
+        if sbom is not None:
+            results.append(sbom)
     pin_status = None
     if pins is not None:
         from poetry_gitlab_release.verify.pins import apply_pin
@@ -472,6 +490,56 @@ def registry_claim_policy(
         where=target.project_path or target.signature_project,
         accept_change=accept_signer_change,
     )
+
+
+def _verify_published_sbom(
+    client: GitLabClient,
+    settings: Settings,
+    project: str,
+    package: str,
+    version: str,
+    *,
+    dest: Path,
+    verifier: Verifier,
+    expected: ExpectedIdentity,
+    online_log: bool,
+    claims: ClaimPolicy | None = None,
+) -> FileResult | None:
+    """The release's CycloneDX SBOM (#16), a row of its own; None when none was published.
+
+    poetry-gitlab-release publishes `<name>-<version>.cdx.json` and its signature beside the
+    other signatures in the generic registry; it is verified like a package file.
+    """
+    import hashlib
+
+    from poetry_gitlab_release.gitlab.downloads import fetch_small_file
+    from poetry_gitlab_release.gitlab.urls import generic_file_url
+
+    name = f"{re.sub(r'[-_.]+', '_', package).lower()}-{version}{SBOM_SUFFIX}"
+    url = generic_file_url(settings.api_url, project, package, version, name)
+    content = fetch_small_file(client, url, name, max_bytes=SBOM_MAX_BYTES)
+    if content is None:
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / name
+    path.write_bytes(content)
+    material = fetch_registry_material(
+        client, settings, project, package, version, name, online_log=online_log
+    )
+    result = verify_file(
+        verifier,
+        name=name,
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        path=path,
+        material=material,
+        expected=expected,
+        online_log=online_log,
+        claims=claims,
+    )
+    if result.verdict is Verdict.UNSIGNED:
+        result = replace(result, reason=f"no {name}.sigstore.json in the generic registry")
+    return result
 
 
 def _strip_name(message: str, name: str) -> str:

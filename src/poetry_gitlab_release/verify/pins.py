@@ -34,9 +34,7 @@ run leaves the old file or the new one, never half of one.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from poetry_gitlab_release.errors import ConfigError
+from poetry_gitlab_release.files import write_atomic
 from poetry_gitlab_release.signing.claims import ClaimPolicy, GitLabClaims
 from poetry_gitlab_release.signing.results import FileResult, Verdict
 
@@ -309,25 +308,9 @@ class PinStore:
         """Write the file if anything was recorded; True when it was written."""
         if not self._dirty:
             return False
-        write_text_atomic(self.path, self.render())
+        write_atomic(self.path, self.render())
         self._dirty = False
         return True
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step: a temporary file beside it, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def default_pins_path(directory: Path) -> Path | None:

@@ -113,6 +113,7 @@ def settings_for(
             "CI_PROJECT_PATH": PROJECT,
             "CI_COMMIT_TAG": tag,
             "CI_COMMIT_REF_NAME": tag,
+            "CI_COMMIT_SHA": "a" * 40,
         },
     )
 
@@ -153,6 +154,8 @@ def test_sign_verify_publish_reports_each_step_in_order_and_writes_the_manifest(
     assert document["steps"] == ["sign", "verify", "publish-signatures", "publish-packages"]
     assert document["files"][0]["sha256"] == sha256_file(dist / "demo_pkg-1.0.0.tar.gz").sha256
     assert outcome.expected is not None and outcome.expected.ref == "refs/tags/v1.0.0"
+    assert outcome.page is not None and outcome.page.created
+    assert "demo_pkg-1.0.0.tar.gz" in {link["name"] for link in outcome.page.links}
 
     # Again: everything is already there with the same content, nothing is uploaded twice.
     again = RecordingReporter()

@@ -68,8 +68,10 @@ def publish_packages(gitlab: Any, sigstore: Any, count: int, workdir: Path) -> l
 
 def run_lock(settings: Any, trust: Path, packages: list[Any], workers: int) -> Any:
     from poetry_gitlab_release.gitlab.client import GitLabClient
+    from poetry_gitlab_release.gitlab.connection import Connection
+    from poetry_gitlab_release.pypi.index import IndexConnection, IndexURLs
     from poetry_gitlab_release.signing.trust import make_verifier
-    from poetry_gitlab_release.verify.flow import IdentityOptions, signer_from_options
+    from poetry_gitlab_release.verify.expected import IdentityOptions, signer_from_options
     from poetry_gitlab_release.verify.lock import LockOptions, verify_lock
     from poetry_gitlab_release.verify.lock_backend import RegistryBackend
     from poetry_gitlab_release.verify.lockfile import classify
@@ -83,10 +85,14 @@ def run_lock(settings: Any, trust: Path, packages: list[Any], workers: int) -> A
         )
 
     verifier = make_verifier(trust, None, False)
-    with GitLabClient(settings) as client:
+    pypi = IndexURLs(upload="https://pypi.org/", read_origin="https://pypi.org")
+    with (
+        GitLabClient(Connection.from_settings(settings)) as client,
+        IndexConnection(pypi) as index,
+    ):
         report = verify_lock(
             [(p, classify(p, api_url=settings.api_url)) for p in packages],
-            backend=RegistryBackend(client, settings, pypi_url="https://pypi.org", online_log=True),
+            backend=RegistryBackend(client, index, settings, online_log=True),
             verifier=verifier,
             options=LockOptions(identity_for=identity_for, concurrency=workers),
         )
@@ -97,7 +103,8 @@ def run_lock(settings: Any, trust: Path, packages: list[Any], workers: int) -> A
 def run_one_by_one(settings: Any, trust: Path, packages: list[Any], workdir: Path) -> int:
     """`gitlab-verify NAME==VERSION` per package, one after the other."""
     from poetry_gitlab_release.signing.trust import make_verifier
-    from poetry_gitlab_release.verify.flow import IdentityOptions, Requirement, verify_registry
+    from poetry_gitlab_release.verify.expected import IdentityOptions, Requirement
+    from poetry_gitlab_release.verify.flow import verify_registry
 
     verified = 0
     for package in packages:

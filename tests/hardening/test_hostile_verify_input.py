@@ -43,7 +43,7 @@ from poetry_gitlab_release.signing.material import (
 )
 from poetry_gitlab_release.signing.results import Verdict
 from poetry_gitlab_release.signing.statement import check_statement
-from poetry_gitlab_release.verify.flow import parse_requirement
+from poetry_gitlab_release.verify.expected import parse_requirement
 from tests.fixtures.figures import record
 
 PAGE = "https://gitlab.example.com/api/v4/projects/7/packages/pypi/simple/hello/"

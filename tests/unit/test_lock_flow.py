@@ -20,8 +20,9 @@ from poetry_gitlab_release.gitlab.simple_index import IndexFile
 from poetry_gitlab_release.signing.claims import ClaimPolicy
 from poetry_gitlab_release.signing.identity import ExpectedIdentity
 from poetry_gitlab_release.signing.material import MaterialKind, SignatureMaterial
-from poetry_gitlab_release.verify.flow import IdentityOptions, ProjectFacts, signer_from_options
-from poetry_gitlab_release.verify.lock import LockOptions, RowStatus, verify_lock
+from poetry_gitlab_release.verify.expected import IdentityOptions, signer_from_options
+from poetry_gitlab_release.verify.lock import LockOptions, verify_lock
+from poetry_gitlab_release.verify.lock_report import RowStatus
 from poetry_gitlab_release.verify.lockfile import (
     LockedFile,
     LockedPackage,
@@ -30,6 +31,7 @@ from poetry_gitlab_release.verify.lockfile import (
     read_lock,
 )
 from poetry_gitlab_release.verify.pins import PinStore
+from poetry_gitlab_release.verify.registry import ProjectFacts
 from sandbox.sigstore import SigstoreStandIn
 
 SERVER = "https://gitlab.com"

@@ -86,7 +86,8 @@ def test_rerun_after_partial_publish_finds_what_is_published(
 def test_verify_group_finds_the_owner_of_any_spelling(
     gitlab_standin: GitLabStandIn, tmp_path: Path, stored: str
 ) -> None:
-    from poetry_gitlab_release.verify.flow import Requirement, owning_project
+    from poetry_gitlab_release.verify.expected import Requirement
+    from poetry_gitlab_release.verify.registry import owning_project
 
     make_dists(tmp_path, stored)
     wheel = next(tmp_path.glob("*.whl"))

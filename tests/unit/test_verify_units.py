@@ -33,13 +33,13 @@ from poetry_gitlab_release.signing.material import (
 )
 from poetry_gitlab_release.signing.results import FileResult, Verdict
 from poetry_gitlab_release.signing.statement import check_statement
-from poetry_gitlab_release.verify.flow import (
+from poetry_gitlab_release.verify.expected import (
     IdentityOptions,
     Requirement,
-    local_material,
     parse_requirement,
     signer_from_options,
 )
+from poetry_gitlab_release.verify.local import local_material
 from poetry_gitlab_release.verify.render import render_json, render_junit, render_table
 from poetry_gitlab_release.verify.report import Report
 
@@ -493,7 +493,8 @@ def test_help_documents_options_identity_and_exit_codes() -> None:
 
 def test_group_without_the_group_packages_api_falls_back_to_its_projects() -> None:
     """Older GitLab has no `GET /groups/:id/packages`: each project of the group is asked."""
-    from poetry_gitlab_release.verify.flow import Requirement, owning_project
+    from poetry_gitlab_release.verify.expected import Requirement
+    from poetry_gitlab_release.verify.registry import owning_project
 
     asked: list[str] = []
 
@@ -518,3 +519,16 @@ def test_group_without_the_group_packages_api_falls_back_to_its_projects() -> No
     owner = owning_project(client_for(handler), "acme", Requirement("hello-package", "1.0.0"))
     assert owner == ("2", "acme/b")
     assert asked[0].endswith("/groups/acme/packages")
+
+
+def test_one_version_under_two_spellings_is_refused_unless_one_is_asked_for() -> None:
+    from poetry_gitlab_release.gitlab.simple_index import IndexFile, select_release
+
+    files = [
+        IndexFile("HELLO-01.0.tar.gz", "https://x/a", "a" * 64, None, False),
+        IndexFile("hello-1.0.tar.gz", "https://x/b", "b" * 64, None, False),
+    ]
+    with pytest.raises(VerificationError, match=r"several spellings \(01\.0, 1\.0\)"):
+        select_release(files, "hello", None)
+    version, release = select_release(files, "hello", "1.0")
+    assert version == "1.0" and [item.name for item in release] == ["hello-1.0.tar.gz"]

@@ -244,6 +244,16 @@ def select_release(
                 f"{project} {version} is not in the index (versions: {known})", status=404
             )
     release = sorted(by_version[chosen], key=lambda item: item.name)
+    exact = [item for item in release if item.version_text == version]
+    release = exact or release
+    spellings = sorted({item.version_text for item in release})
+    if len(spellings) > 1:
+        # Signatures live under one version string (<name>/<version>/ in the generic registry);
+        # files that spell an equal version differently are not one release we can vouch for.
+        raise VerificationError(
+            f"the index lists {project} {chosen} under several spellings "
+            f"({', '.join(spellings)}): ask for one of them exactly, e.g. {project}=={spellings[0]}"
+        )
     return release[0].version_text, release
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -85,7 +85,8 @@ class IndexURLs:
         return f"{self.read_origin}/pypi/{name}/{version}/json"
 
     def provenance(self, name: str, version: str, filename: str) -> str:
-        return f"{self.read_origin}/integrity/{name}/{version}/{filename}/provenance"
+        parts = "/".join(quote(part, safe="") for part in (name, version, filename))
+        return f"{self.read_origin}/integrity/{parts}/provenance"
 
     def publishing_settings(self, name: str) -> str:
         """Where a project's trusted publishers are configured (warehouse's manage pages)."""

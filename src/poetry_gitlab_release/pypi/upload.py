@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import tarfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,41 @@ def form_fields(path: Path) -> list[tuple[str, str]]:
         ) from None
 
 
+# How the index says no (warehouse/forklift/legacy.py), each with the fix to give the user.
+_REFUSALS: tuple[tuple[Callable[[int, str], bool], type[ApiError], str, str], ...] = (
+    (
+        lambda status, reason: status == 403 and "expired" in reason,
+        AuthenticationError,
+        "",
+        (
+            "the Trusted Publishing token lives 15 minutes: rerun the job (files already "
+            "uploaded are skipped)"
+        ),
+    ),
+    (
+        lambda status, reason: status in (401, 403),
+        AuthenticationError,
+        "",
+        "check the trusted publisher (project name) or the API token's scope",
+    ),
+    (
+        lambda status, reason: reason.startswith(ATTESTATIONS_REFUSED),
+        AttestationRefusedError,
+        "'s attestation",
+        (
+            "the attestation must be signed on https://gitlab.com by the trusted "
+            "publisher's project and CI file"
+        ),
+    ),
+    (
+        lambda status, reason: CLOSED_RELEASE in reason,
+        ReleaseClosedError,
+        "",
+        "a release older than 14 days takes no new files: publish a new version",
+    ),
+)
+
+
 def upload_file(
     connection: IndexConnection,
     path: Path,
@@ -154,32 +189,9 @@ def upload_file(
             status=status,
             hint="give the index's upload URL itself (e.g. https://upload.pypi.org/legacy/)",
         )
-    if status == 403 and "expired" in reason:
-        raise AuthenticationError(
-            f"{where}: {reason}",
-            status=status,
-            hint="the Trusted Publishing token lives 15 minutes: rerun the job (files already "
-            "uploaded are skipped)",
-        )
-    if status in (401, 403):
-        raise AuthenticationError(
-            f"{where}: {reason}",
-            status=status,
-            hint="check the trusted publisher (project name) or the API token's scope",
-        )
-    if reason.startswith(ATTESTATIONS_REFUSED):
-        raise AttestationRefusedError(
-            f"{where}'s attestation: {reason}",
-            status=status,
-            hint="the attestation must be signed on https://gitlab.com by the trusted "
-            "publisher's project and CI file",
-        )
-    if CLOSED_RELEASE in reason:
-        raise ReleaseClosedError(
-            f"{where}: {reason}",
-            status=status,
-            hint="a release older than 14 days takes no new files: publish a new version",
-        )
+    for matches, error, prefix, hint in _REFUSALS:
+        if matches(status, reason):
+            raise error(f"{where}{prefix}: {reason}", status=status, hint=hint)
     if reason.startswith(ALREADY_EXISTS):
         raise ConflictError(
             f"{where}: {reason}",

@@ -17,15 +17,14 @@ against the lock's sha256, so memory stays flat in the number and size of files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from poetry_gitlab_release.errors import GitlabReleaseError
-from poetry_gitlab_release.signing.claims import ClaimPolicy, GitLabClaims
-from poetry_gitlab_release.verify.flow import ProjectFacts
+from poetry_gitlab_release.signing.claims import ClaimPolicy
+from poetry_gitlab_release.verify.lock_report import LockReport, LockRow, RowStatus
 from poetry_gitlab_release.verify.lockfile import (
     LockedFile,
     LockedPackage,
@@ -41,6 +40,7 @@ from poetry_gitlab_release.verify.pins import (
     normalize,
     observed_gitlab_pin,
 )
+from poetry_gitlab_release.verify.registry import ProjectFacts
 
 if TYPE_CHECKING:
     from sigstore.verify import Verifier
@@ -66,59 +66,6 @@ class LockBackend(Protocol):
     ) -> SignatureMaterial | None: ...
 
     def provenance(self, name: str, version: str, filename: str) -> Any | None: ...
-
-
-class RowStatus(str, Enum):
-    VERIFIED = "verified"
-    FAILED = "failed"
-    UNSIGNED = "unsigned"
-    NO_PROVENANCE = "no provenance"
-    NOT_CHECKED = "not checked"
-
-
-@dataclass(frozen=True)
-class LockRow:
-    package: str
-    version: str
-    file: str
-    source: str
-    status: RowStatus
-    reason: str | None = None
-    sha256: str | None = None
-    check: str = "-"  # "signature" | "provenance" | "-"
-    identity: str | None = None
-    project_id: str | None = None
-    log_index: int | None = None
-    pin: str | None = None
-    claims: GitLabClaims | None = None
-    publishers: tuple[Signer, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (RowStatus.VERIFIED, RowStatus.NO_PROVENANCE, RowStatus.NOT_CHECKED)
-
-    def message(self) -> str:
-        return f"{self.file}: {self.status.value}: {self.reason or 'no reason given'}"
-
-
-@dataclass(frozen=True)
-class LockReport:
-    lock_file: str
-    rows: tuple[LockRow, ...]
-    pins_file: str | None = None
-    pins_written: bool = False
-    installed: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return all(row.ok for row in self.rows)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = {status.value: 0 for status in RowStatus}
-        for row in self.rows:
-            counts[row.status.value] += 1
-        return counts
 
 
 IdentityFor = Callable[[LockedPackage, ProjectFacts], "ExpectedIdentity"]
@@ -166,7 +113,6 @@ def verify_lock(
     pins: PinStore | None = None,
     lock_file: str = "poetry.lock",
 ) -> LockReport:
-    once = _Once()
     jobs: list[tuple[LockedPackage, PackageSource, LockedFile]] = [
         (package, source, file) for package, source in packages for file in package.files
     ]
@@ -177,10 +123,12 @@ def verify_lock(
         if not package.files and source.kind is SourceKind.GITLAB
     ]
 
+    context = _LockRun(backend, verifier, options, pins, _Once())
+
     def run(job: tuple[LockedPackage, PackageSource, LockedFile]) -> LockRow:
         package, source, file = job
         try:
-            return _verify_file(package, source, file, backend, verifier, options, pins, once)
+            return _verify_file(context, package, source, file)
         except GitlabReleaseError as exc:
             return _row(package, source, file, RowStatus.FAILED, exc.message)
 
@@ -217,15 +165,24 @@ def _row(
     )
 
 
+@dataclass(frozen=True)
+class _LockRun:
+    """What every file's check shares: the outside world, the policy, the pins, the cache."""
+
+    backend: LockBackend
+    verifier: Verifier
+    options: LockOptions
+    pins: PinStore | None
+    once: _Once
+
+    def verify_file(
+        self, package: LockedPackage, source: PackageSource, file: LockedFile
+    ) -> LockRow:
+        return _verify_file(self, package, source, file)
+
+
 def _verify_file(
-    package: LockedPackage,
-    source: PackageSource,
-    file: LockedFile,
-    backend: LockBackend,
-    verifier: Verifier,
-    options: LockOptions,
-    pins: PinStore | None,
-    once: _Once,
+    run: _LockRun, package: LockedPackage, source: PackageSource, file: LockedFile
 ) -> LockRow:
     if source.kind is SourceKind.OTHER:
         return _row(package, source, file, RowStatus.NOT_CHECKED, "no signature scheme for it")
@@ -241,21 +198,17 @@ def _verify_file(
     if file.sha256 is None:
         return _row(package, source, file, RowStatus.FAILED, "the lock gives no sha256 for it")
     if source.kind is SourceKind.PYPI:
-        return _pypi_file(package, source, file, backend, verifier)
-    return _gitlab_file(package, source, file, backend, verifier, options, pins, once)
+        return _pypi_file(run, package, source, file)
+    return _gitlab_file(run, package, source, file)
 
 
 def _pypi_file(
-    package: LockedPackage,
-    source: PackageSource,
-    file: LockedFile,
-    backend: LockBackend,
-    verifier: Verifier,
+    run: _LockRun, package: LockedPackage, source: PackageSource, file: LockedFile
 ) -> LockRow:
     from poetry_gitlab_release.verify.provenance import verify_provenance
 
     assert file.sha256 is not None
-    provenance = backend.provenance(package.name, package.version, file.name)
+    provenance = run.backend.provenance(package.name, package.version, file.name)
     if provenance is None:
         return _row(
             package,
@@ -265,7 +218,7 @@ def _pypi_file(
             "PyPI has no PEP 740 provenance for this file",
             check="provenance",
         )
-    checked = verify_provenance(verifier, provenance, filename=file.name, sha256=file.sha256)
+    checked = verify_provenance(run.verifier, provenance, filename=file.name, sha256=file.sha256)
     return _row(
         package,
         source,
@@ -280,18 +233,12 @@ def _pypi_file(
 
 
 def _gitlab_file(
-    package: LockedPackage,
-    source: PackageSource,
-    file: LockedFile,
-    backend: LockBackend,
-    verifier: Verifier,
-    options: LockOptions,
-    pins: PinStore | None,
-    once: _Once,
+    run: _LockRun, package: LockedPackage, source: PackageSource, file: LockedFile
 ) -> LockRow:
     from poetry_gitlab_release.signing.check import verify_file
 
     assert file.sha256 is not None and source.simple_url is not None
+    backend, once, options, pins = run.backend, run.once, run.options, run.pins
     project_ref = source.project
     if project_ref is None:
         assert source.group is not None
@@ -332,7 +279,7 @@ def _gitlab_file(
     expected = options.identity_for(package, facts)
     policy = _claim_policy(options, facts, pins.get(package.name) if pins else None)
     result = verify_file(
-        verifier,
+        run.verifier,
         name=file.name,
         sha256=file.sha256,
         size=None,
@@ -419,8 +366,3 @@ def _observed(rows: Sequence[LockRow]) -> Pin:
             if publisher not in publishers:
                 publishers.append(publisher)
     return Pin(name=name, signed=bool(publishers), signers=tuple(publishers))
-
-
-def pin_statuses(report: LockReport) -> Mapping[str, str]:
-    """package -> pin status, for the summary line."""
-    return {row.package: row.pin for row in report.rows if row.pin}

@@ -1,16 +1,15 @@
-"""The real `LockBackend`: GitLab (projects, simple index, generic registry) and PyPI's Integrity
-API, through one `GitLabClient` shared by the worker threads (httpx's client is thread-safe; the
-GitLab token is only ever sent to GitLab's own origin, never to PyPI)."""
+"""The real `LockBackend`: GitLab (projects, simple index, generic registry) through one
+`GitLabClient`, and PyPI's Integrity API through its own `IndexConnection` that carries no
+credential; both shared by the worker threads (httpx's clients are thread-safe)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from poetry_gitlab_release.errors import ApiError, NotFoundError, OperationalError
-from poetry_gitlab_release.verify.flow import (
+from poetry_gitlab_release.errors import OperationalError
+from poetry_gitlab_release.verify.expected import Requirement
+from poetry_gitlab_release.verify.registry import (
     ProjectFacts,
-    Requirement,
     fetch_registry_material,
     project_facts,
 )
@@ -19,18 +18,22 @@ if TYPE_CHECKING:
     from poetry_gitlab_release.config.settings import Settings
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.simple_index import IndexFile
+    from poetry_gitlab_release.pypi.index import IndexConnection
     from poetry_gitlab_release.signing.material import SignatureMaterial
-
-MAX_PROVENANCE_BYTES = 4 << 20
 
 
 class RegistryBackend:
     def __init__(
-        self, client: GitLabClient, settings: Settings, *, pypi_url: str, online_log: bool
+        self,
+        client: GitLabClient,
+        index_connection: IndexConnection,
+        settings: Settings,
+        *,
+        online_log: bool,
     ) -> None:
         self.client = client
+        self.index_connection = index_connection
         self.settings = settings
-        self.pypi_url = pypi_url.rstrip("/")
         self.online_log = online_log
 
     def project(self, ref: str) -> ProjectFacts:
@@ -44,7 +47,7 @@ class RegistryBackend:
         return facts
 
     def owning_project(self, group: str, name: str, version: str) -> str:
-        from poetry_gitlab_release.verify.flow import owning_project
+        from poetry_gitlab_release.verify.registry import owning_project
 
         project, _ = owning_project(self.client, group, Requirement(name, version))
         return project
@@ -67,26 +70,8 @@ class RegistryBackend:
             online_log=self.online_log,
         )
 
-    def provenance(self, name: str, version: str, filename: str) -> Any | None:
+    def provenance(self, name: str, version: str, filename: str) -> dict[str, Any] | None:
         """The file's provenance object, or None when the index has none (404)."""
-        from poetry_gitlab_release.gitlab.client import Auth
-        from poetry_gitlab_release.verify.provenance import INTEGRITY_JSON, provenance_url
+        from poetry_gitlab_release.pypi.integrity import fetch_provenance
 
-        url = provenance_url(self.pypi_url, name, version, filename)
-        try:
-            response = self.client.request(
-                "GET",
-                url,
-                auth=Auth.NONE,
-                headers={"Accept": INTEGRITY_JSON},
-                expected=(200,),
-                max_bytes=MAX_PROVENANCE_BYTES,
-            )
-        except NotFoundError:
-            return None
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise ApiError(
-                f"GET {url}: the provenance is not JSON", status=response.status_code
-            ) from None
+        return fetch_provenance(self.index_connection, name, version, filename)

@@ -21,7 +21,7 @@ from poetry_gitlab_release.verify.lockfile import LockedPackage, PackageSource, 
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
-    from poetry_gitlab_release.verify.lock import LockReport
+    from poetry_gitlab_release.verify.lock_report import LockReport
 
 
 def install_lock(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
 if TYPE_CHECKING:
-    from poetry_gitlab_release.verify.lock import LockReport, LockRow
+    from poetry_gitlab_release.verify.lock_report import LockReport, LockRow
 
 TABLE_COLUMNS = ("package", "version", "file", "source", "check", "signer", "pin", "verdict")
 

@@ -1,4 +1,4 @@
-"""PEP 740 provenance of a file on PyPI: fetch it from the Integrity API and verify it.
+"""PEP 740 provenance of a file on PyPI (pypi/integrity.py fetches it): verify it.
 
 `GET {index}/integrity/{project}/{version}/{filename}/provenance` (pypi/warehouse
 docs/user/api/integrity.md; `Accept: application/vnd.pypi.integrity.v1+json`) answers a
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from poetry_gitlab_release.errors import VerificationError
 from poetry_gitlab_release.verify.pins import Signer
@@ -24,19 +23,12 @@ if TYPE_CHECKING:
     from cryptography.x509 import Certificate
     from sigstore.verify import Verifier
 
-INTEGRITY_JSON = "application/vnd.pypi.integrity.v1+json"
-
 # The issuers PyPI's Trusted Publishers use (warehouse/oidc/models/*.py; pypi-attestations
 # `GitLabPublisher` and `GitHubPublisher._as_policy`): PyPI supports gitlab.com only.
 PUBLISHER_ISSUERS = {
     "GitLab": "https://gitlab.com",
     "GitHub": "https://token.actions.githubusercontent.com",
 }
-
-
-def provenance_url(index_url: str, name: str, version: str, filename: str) -> str:
-    parts = (quote(part, safe="") for part in (name, version, filename))
-    return f"{index_url.rstrip('/')}/integrity/{'/'.join(parts)}/provenance"
 
 
 @dataclass(frozen=True)

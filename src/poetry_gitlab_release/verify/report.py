@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from poetry_gitlab_release.signing.results import FileResult, Verdict
+
+Progress = Callable[[str], None]
+
+
+def tally(kinds: type[Enum], seen: Iterable[Enum]) -> dict[str, int]:
+    """How many of each kind (every kind listed, zero included), by the kinds' values."""
+    counts = {str(kind.value): 0 for kind in kinds}
+    for kind in seen:
+        counts[str(kind.value)] += 1
+    return counts
 
 
 @dataclass(frozen=True)
@@ -25,7 +37,4 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {verdict.value: 0 for verdict in Verdict}
-        for result in self.results:
-            counts[result.verdict.value] += 1
-        return counts
+        return tally(Verdict, (result.verdict for result in self.results))

@@ -221,3 +221,65 @@ def rename_and_reregister(gitlab: GitLabStandIn, path: str, new_path: str) -> in
     gitlab.scenario = fresh
     gitlab.app.scenario = fresh
     return new_id
+
+
+def pep740_attestations(
+    sigstore: SigstoreStandIn, files: list[Path], *, project_path: str, ref: str
+) -> dict[str, str]:
+    """PEP 740 publish attestations (file name -> JSON) signed as a CI job of `project_path`
+    at tag `ref` on `sigstore`'s issuer (https://gitlab.com for what PyPI accepts)."""
+    from pypi_attestations import Attestation, Distribution
+    from sigstore.models import ClientTrustConfig
+    from sigstore.oidc import IdentityToken
+    from sigstore.sign import SigningContext
+
+    token = sigstore.mint_token(project_path=project_path, ref=ref)
+    context = SigningContext.from_trust_config(
+        ClientTrustConfig.from_json(sigstore.trust_config_json())
+    )
+    with context.signer(IdentityToken(token), cache=True) as signer:
+        return {
+            path.name: Attestation.sign(signer, Distribution.from_file(path)).model_dump_json()
+            for path in files
+        }
+
+
+def trusted_publishing_token(pypi_url: str, id_token: str) -> str:
+    """Exchange a GitLab ID token (audience `pypi`) for a short-lived PyPI upload token."""
+    answer = httpx.post(f"{pypi_url}/_/oidc/mint-token", json={"token": id_token}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["token"]
+    return token
+
+
+def upload_to_pypi(
+    upload_url: str,
+    path: Path,
+    token: str,
+    *,
+    name: str,
+    version: str,
+    attestation: str | None = None,
+) -> None:
+    """One file through the legacy upload API, with its PEP 740 attestation if given."""
+    wheel = path.name.endswith(".whl")
+    data = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "metadata_version": "2.1",
+        "name": name,
+        "version": version,
+        "filetype": "bdist_wheel" if wheel else "sdist",
+        "pyversion": "py3" if wheel else "source",
+        "sha256_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
+    if attestation is not None:
+        data["attestations"] = json.dumps([json.loads(attestation)])
+    response = httpx.post(
+        upload_url,
+        data=data,
+        files={"content": (path.name, path.read_bytes(), "application/octet-stream")},
+        auth=("__token__", token),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text

@@ -220,18 +220,12 @@ class VerifyCommand(GitlabCommand):
             render_table,
         )
 
-        if self.option("format") == "json":
-            self.line(render_json(report))
-        else:
-            self.line(f"<b>{report.lock_file}</b>")
-            for line in render_table(report):
-                self.line(line)
-        junit = self.option("junit")
-        if junit:
-            write_atomic(Path(junit), render_junit(report))
-        for row in report.rows:
-            if not row.ok:
-                self.line_error(f"<error>{row.message()}</error>")
+        self._output(
+            as_json=lambda: render_json(report),
+            table=lambda: [f"<b>{report.lock_file}</b>", *render_table(report)],
+            junit=lambda: render_junit(report),
+            problems=[row.message() for row in report.rows if not row.ok],
+        )
         if report.pins_written:
             self.line_error(f"pinned signers written to {report.pins_file}")
         counts = report.counts
@@ -275,21 +269,12 @@ class VerifyCommand(GitlabCommand):
         try:
             if report.ok and self.option("install"):
                 report = replace(report, installed=self._install(report))
-            if self.option("format") == "json":
-                self.line(render_json(report))
-            else:
-                self.line(f"<b>{report.subject}</b> from {report.source}")
-                self.line(f"expected signer: {report.expected}")
-                if report.pin is not None:
-                    self.line(f"pinned signer ({report.pins_file}): {report.pin}")
-                for line in render_table(report):
-                    self.line(line)
-            junit = self.option("junit")
-            if junit:
-                write_atomic(Path(junit), render_junit(report))
-            for result in report.results:
-                if not result.ok:
-                    self.line_error(f"<error>{result.message()}</error>")
+            self._output(
+                as_json=lambda: render_json(report),
+                table=lambda: [*_report_header(report), *render_table(report)],
+                junit=lambda: render_junit(report),
+                problems=[result.message() for result in report.results if not result.ok],
+            )
             counts = report.counts
             return self._conclude(
                 f"{counts['verified']} of {len(report.results)} file(s) verified"
@@ -309,6 +294,26 @@ class VerifyCommand(GitlabCommand):
         installed = install_verified(report.results, python, workdir=workdir)
         self.line_error(f"installed {', '.join(installed)} into {python} (verified files only)")
         return True
+
+    def _output(
+        self,
+        *,
+        as_json: Callable[[], str],
+        table: Callable[[], list[str]],
+        junit: Callable[[], str],
+        problems: list[str],
+    ) -> None:
+        """The report on stdout (--format), --junit to its file, each problem on stderr."""
+        if self.option("format") == "json":
+            self.line(as_json())
+        else:
+            for line in table():
+                self.line(line)
+        junit_path = self.option("junit")
+        if junit_path:
+            write_atomic(Path(junit_path), junit())
+        for problem in problems:
+            self.line_error(f"<error>{problem}</error>")
 
     def _conclude(self, summary: str, *, ok: bool) -> int:
         """The verdict line on stderr, and the exit code it stands for."""
@@ -332,3 +337,10 @@ class VerifyCommand(GitlabCommand):
         if not exists(path):
             raise ConfigError(f"--{name} {value!r}: no such {kind}")
         return path
+
+
+def _report_header(report: Report) -> list[str]:
+    lines = [f"<b>{report.subject}</b> from {report.source}", f"expected signer: {report.expected}"]
+    if report.pin is not None:
+        lines.append(f"pinned signer ({report.pins_file}): {report.pin}")
+    return lines

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
-from xml.etree import ElementTree as ET
+
+from poetry_gitlab_release.verify.render import (
+    JUnitCase,
+    aligned_table,
+    json_document,
+    junit_document,
+)
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.verify.lock_report import LockReport, LockRow
@@ -27,7 +32,6 @@ def _row_cells(row: LockRow) -> tuple[str, ...]:
 
 
 def render_table(report: LockReport, style: bool = True) -> list[str]:
-    from poetry_gitlab_release.verify.render import aligned_table
 
     tags: list[str | None] = []
     for row in report.rows:
@@ -61,49 +65,29 @@ def row_dict(row: LockRow) -> dict[str, Any]:
 
 
 def render_json(report: LockReport) -> str:
-    document = {
+    head = {
         "lock_file": report.lock_file,
-        "ok": report.ok,
-        "counts": report.counts,
         "pins_file": report.pins_file,
         "pins_written": report.pins_written,
         "installed": list(report.installed),
-        "files": [row_dict(row) for row in report.rows],
     }
-    return json.dumps(document, indent=2)
+    files = [row_dict(row) for row in report.rows]
+    return json_document(head, ok=report.ok, counts=report.counts, files=files)
 
 
 def render_junit(report: LockReport) -> str:
-    """One testcase per locked file; failures are files that should verify and did not."""
-    failures = sum(1 for row in report.rows if not row.ok)
-    skipped = sum(1 for row in report.rows if row.ok and row.status.value != "verified")
-    suite = ET.Element(
-        "testsuite",
-        {
-            "name": f"gitlab-verify --lock {report.lock_file}",
-            "tests": str(len(report.rows)),
-            "failures": str(failures),
-            "errors": "0",
-            "skipped": str(skipped),
-        },
-    )
-    for row in report.rows:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            {"classname": f"gitlab-verify.{row.package}", "name": row.file},
+    """One testcase per locked file; failures are files that should verify and did not,
+    skipped ones those with no provenance or no signature scheme to check."""
+    cases = [
+        JUnitCase(
+            classname=f"gitlab-verify.{row.package}",
+            name=row.file,
+            details="\n".join(f"{k}: {v}" for k, v in row_dict(row).items() if v not in (None, [])),
+            failure=not row.ok,
+            skipped=row.ok and row.status.value != "verified",
+            kind=row.status.value,
+            message=(row.reason or "") if not row.ok else f"{row.status.value}: {row.reason}",
         )
-        details = "\n".join(f"{k}: {v}" for k, v in row_dict(row).items() if v not in (None, []))
-        if not row.ok:
-            failure = ET.SubElement(
-                case, "failure", {"type": row.status.value, "message": row.reason or ""}
-            )
-            failure.text = details
-        elif row.status.value != "verified":
-            ET.SubElement(case, "skipped", {"message": f"{row.status.value}: {row.reason}"})
-        else:
-            ET.SubElement(case, "system-out").text = details
-    suites = ET.Element("testsuites", {"tests": str(len(report.rows)), "failures": str(failures)})
-    suites.append(suite)
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+        for row in report.rows
+    ]
+    return junit_document(f"gitlab-verify --lock {report.lock_file}", cases)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -73,33 +73,33 @@ def san_pattern(identity: str) -> str:
     return _REF_IN_SAN.sub(lambda m: f"@refs/{m.group(1)}/*", identity)
 
 
+def _key(name: str) -> Any:
+    """An optional string field, written as `name` in the pins file."""
+    return field(default=None, metadata={"key": name})
+
+
 @dataclass(frozen=True)
 class Signer:
     """One attestation identity (PEP 751 `packages.attestation-identities` entry)."""
 
     kind: str
-    repository: str | None = None
-    workflow_filepath: str | None = None
-    environment: str | None = None
-    issuer: str | None = None
-    identity: str | None = None  # SAN pattern
-    project_id: str | None = None
-    namespace_id: str | None = None
+    repository: str | None = _key("repository")
+    workflow_filepath: str | None = _key("workflow_filepath")
+    environment: str | None = _key("environment")
+    issuer: str | None = _key("issuer")
+    identity: str | None = _key("identity")  # SAN pattern
+    project_id: str | None = _key("project-id")
+    namespace_id: str | None = _key("namespace-id")
     extra: Mapping[str, str] = field(default_factory=dict)  # other publisher keys (PyPI)
 
-    _KEYS = (
-        ("repository", "repository"),
-        ("workflow_filepath", "workflow_filepath"),
-        ("environment", "environment"),
-        ("issuer", "issuer"),
-        ("identity", "identity"),
-        ("project_id", "project-id"),
-        ("namespace_id", "namespace-id"),
-    )
+    @classmethod
+    def _keys(cls) -> list[tuple[str, str]]:
+        """(attribute, key in the pins file) of each optional string field."""
+        return [(f.name, f.metadata["key"]) for f in fields(cls) if "key" in f.metadata]
 
     def to_table(self) -> dict[str, str]:
         table = {"kind": self.kind}
-        for attribute, key in self._KEYS:
+        for attribute, key in self._keys():
             value = getattr(self, attribute)
             if value is not None:
                 table[key] = value
@@ -111,9 +111,9 @@ class Signer:
         kind = table.get("kind")
         if not isinstance(kind, str) or not kind:
             raise ConfigError(f"{where}: an attestation identity has no `kind`")
-        known = {key for _, key in cls._KEYS} | {"kind"}
+        known = {key for _, key in cls._keys()} | {"kind"}
         values = {}
-        for attribute, key in cls._KEYS:
+        for attribute, key in cls._keys():
             value = table.get(key)
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{where}: `{key}` must be a string")

@@ -6,6 +6,7 @@ Only report values are rendered; nothing here can see a token.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
@@ -93,52 +94,84 @@ def result_dict(result: FileResult) -> dict[str, Any]:
     }
 
 
+def json_document(
+    head: dict[str, Any], *, ok: bool, counts: dict[str, int], files: list[dict[str, Any]]
+) -> str:
+    """A report as JSON: what it is about, then its verdict, its counts and a row per file."""
+    return json.dumps({**head, "ok": ok, "counts": counts, "files": files}, indent=2)
+
+
 def render_json(report: Report) -> str:
-    document = {
+    head = {
         "subject": report.subject,
         "source": report.source,
         "expected": report.expected,
-        "ok": report.ok,
-        "counts": report.counts,
         "dest": None if report.dest is None else str(report.dest),
         "installed": report.installed,
         "pin": report.pin,
         "pins_file": report.pins_file,
-        "files": [result_dict(result) for result in report.results],
     }
-    return json.dumps(document, indent=2)
+    files = [result_dict(result) for result in report.results]
+    return json_document(head, ok=report.ok, counts=report.counts, files=files)
+
+
+@dataclass(frozen=True)
+class JUnitCase:
+    """One testcase: `failure` (with `kind`, `message`) or `skipped` (with `message`) or passed;
+    `details` goes into the failure text or the passed case's system-out."""
+
+    classname: str
+    name: str
+    details: str
+    failure: bool = False
+    skipped: bool = False
+    kind: str = ""
+    message: str = ""
+
+
+def junit_document(suite_name: str, cases: list[JUnitCase]) -> str:
+    """GitLab's test report format: one testsuite holding the cases."""
+    failures = sum(1 for case in cases if case.failure)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": suite_name,
+            "tests": str(len(cases)),
+            "failures": str(failures),
+            "errors": "0",
+            "skipped": str(sum(1 for case in cases if case.skipped)),
+        },
+    )
+    for case in cases:
+        element = ET.SubElement(suite, "testcase", {"classname": case.classname, "name": case.name})
+        if case.failure:
+            failure = ET.SubElement(
+                element, "failure", {"type": case.kind, "message": case.message}
+            )
+            failure.text = case.details
+        elif case.skipped:
+            ET.SubElement(element, "skipped", {"message": case.message})
+        else:
+            ET.SubElement(element, "system-out").text = case.details
+    suites = ET.Element("testsuites", {"tests": str(len(cases)), "failures": str(failures)})
+    suites.append(suite)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def render_junit(report: Report) -> str:
     """One testsuite, one testcase per file; failed and unsigned files are failures."""
-    counts = report.counts
-    failures = len(report.results) - counts["verified"]
-    suite = ET.Element(
-        "testsuite",
-        {
-            "name": f"gitlab-verify {report.subject}",
-            "tests": str(len(report.results)),
-            "failures": str(failures),
-            "errors": "0",
-            "skipped": "0",
-        },
-    )
-    for result in report.results:
-        case = ET.SubElement(suite, "testcase", {"classname": "gitlab-verify", "name": result.name})
-        details = [f"{key}: {value}" for key, value in result_dict(result).items() if value]
-        if not result.ok:
-            failure = ET.SubElement(
-                case,
-                "failure",
-                {"type": result.verdict.value, "message": result.reason or result.verdict.value},
-            )
-            failure.text = "\n".join(details)
-        else:
-            output = ET.SubElement(case, "system-out")
-            output.text = "\n".join(details)
-    suites = ET.Element(
-        "testsuites", {"tests": str(len(report.results)), "failures": str(failures)}
-    )
-    suites.append(suite)
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+    cases = [
+        JUnitCase(
+            classname="gitlab-verify",
+            name=result.name,
+            details="\n".join(
+                f"{key}: {value}" for key, value in result_dict(result).items() if value
+            ),
+            failure=not result.ok,
+            kind=result.verdict.value,
+            message=result.reason or result.verdict.value,
+        )
+        for result in report.results
+    ]
+    return junit_document(f"gitlab-verify {report.subject}", cases)

@@ -10,9 +10,9 @@ published file is refused (GitLab: against the index; PyPI: against the provenan
 
 The GitLab packages are signed for the GitLab stand-in's issuer; PEP 740 provenance must be a
 gitlab.com Trusted Publisher's (PyPI and the provenance policy name gitlab.com only), so it is
-signed on a second Sigstore stand-in whose issuer is https://gitlab.com. The one
---trust-config given to the command is a trusted root listing both instances' CA, Rekor and
-CT keys, as a root trusting several Sigstore instances does.
+signed on a second Sigstore stand-in whose issuer is https://gitlab.com: the command gets
+--trust-config for the GitLab side and --pypi-trust-config for PyPI's, as a self-managed GitLab
+with its own Sigstore and pypi.org (Sigstore production) would.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class Locked:
     gitlab: GitLabStandIn
     pypi: PyPIStandIn
     trust_config: Path
+    pypi_trust_config: Path
     cli: PoetryCli
     project: Path
 
@@ -73,28 +74,22 @@ class Locked:
             "POETRY_HTTP_BASIC_WEBAPP_PASSWORD": self.gitlab.tokens.read_api,
         }
 
-    def verify(self, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def verify(
+        self, *args: str, cwd: Path | None = None, pypi_trust_config: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return self.cli.run(
             "gitlab-verify",
             "--lock",
             "--trust-config",
             str(self.trust_config),
+            "--pypi-trust-config",
+            str(pypi_trust_config or self.pypi_trust_config),
             "--pypi-url",
             self.pypi.url,
             *args,
             cwd=cwd or self.project,
             env=self.env(),
         )
-
-
-def _one_root(first: SigstoreStandIn, second: SigstoreStandIn, path: Path) -> Path:
-    """`first`'s trust config whose trusted root also trusts `second`'s CA and logs."""
-    config: dict[str, Any] = json.loads(first.trust_config_json())
-    other: dict[str, Any] = json.loads(second.trust_config_json())["trustedRoot"]
-    for key in ("certificateAuthorities", "tlogs", "ctlogs"):
-        config["trustedRoot"][key] += other[key]
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def _publish_to_pypi(home: Path, pypi: PyPIStandIn, gitlab_com: SigstoreStandIn) -> None:
@@ -193,9 +188,13 @@ def locked(
             signed = sign_release(sigstore, gitlab, files, project_path=project, ref=f"v{VERSION}")
             publish(gitlab, signed, project=project, name=name, version=VERSION)
         _publish_to_pypi(home, pypi, gitlab_com)
-        trust = _one_root(sigstore, gitlab_com, home / "trust_config.json")
         world = Locked(
-            gitlab, pypi, trust, module_poetry_cli, _consumer(home / "consumer", gitlab, pypi)
+            gitlab,
+            pypi,
+            sigstore.trust_config_path,
+            gitlab_com.trust_config_path,
+            module_poetry_cli,
+            _consumer(home / "consumer", gitlab, pypi),
         )
         result = world.cli.run("lock", cwd=world.project, env=world.env())
         assert result.returncode == 0, result.stdout + result.stderr
@@ -377,3 +376,28 @@ def test_without_pypi_url_the_standin_index_is_just_another_index(
     assert report["counts"]["verified"] == 6 and report["counts"]["not checked"] == 4
     unchecked = {row["package"] for row in report["files"] if row["verdict"] == "not checked"}
     assert unchecked == set(PYPI_PACKAGES)
+
+
+def test_provenance_is_checked_against_the_pypi_root_not_the_gitlab_one(
+    locked: Locked, tmp_path: Path
+) -> None:
+    """PyPI provenance chains to its own Sigstore instance: given the GitLab side's root for it,
+    delta's attestations do not verify; the GitLab signatures are unaffected."""
+    result = locked.verify(
+        "--format",
+        "json",
+        "--pins",
+        str(tmp_path / "pins.lock"),
+        pypi_trust_config=locked.trust_config,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    failed = {row["package"] for row in report["files"] if not row["ok"]}
+    assert failed == {"delta"}
+    assert report["counts"] == {
+        "verified": 6,
+        "failed": 2,
+        "unsigned": 0,
+        "no provenance": 2,
+        "not checked": 0,
+    }

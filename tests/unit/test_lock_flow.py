@@ -422,3 +422,61 @@ content-hash = "x"
         read_lock(lock)
     with pytest.raises(ConfigError, match="run `poetry lock` first"):
         read_lock(tmp_path / "missing" / "poetry.lock")
+
+
+def test_provenance_uses_its_own_verifier_made_once_and_only_when_needed(
+    signed: Signed, verifier: Any
+) -> None:
+    registry = Registry()
+    packages = [
+        gitlab_package(registry, signed, "alpha"),
+        pypi_package(registry, signed, "attested", provenance=True),
+        pypi_package(registry, signed, "other", provenance=True),
+        pypi_package(registry, signed, "plain", provenance=False),
+    ]
+    made: list[str] = []
+
+    def provenance_verifier() -> Any:
+        made.append("made")
+        return verifier
+
+    classified = [(p, classify(p, api_url=API)) for p in packages]
+    options = LockOptions(identity_for=identity_for)
+    report = verify_lock(
+        classified,
+        backend=registry,
+        verifier=verifier,
+        options=options,
+        provenance_verifier=provenance_verifier,
+    )
+    assert report.ok and made == ["made"]
+
+    def unavailable() -> Any:
+        raise ConfigError("cannot load the trust config for PyPI provenance")
+
+    rows = verify_lock(
+        classified,
+        backend=registry,
+        verifier=verifier,
+        options=options,
+        provenance_verifier=unavailable,
+    ).rows
+    verdicts = {row.package: row.status for row in rows}
+    assert verdicts == {
+        "alpha": RowStatus.VERIFIED,  # the GitLab signatures never need the PyPI root
+        "attested": RowStatus.FAILED,
+        "other": RowStatus.FAILED,
+        "plain": RowStatus.NO_PROVENANCE,
+    }
+    assert all("trust config for PyPI" in (r.reason or "") for r in rows if not r.ok)
+
+    without = [(p, s) for p, s in classified if p.name in ("alpha", "plain")]
+    made.clear()
+    verify_lock(
+        without,
+        backend=registry,
+        verifier=verifier,
+        options=options,
+        provenance_verifier=provenance_verifier,
+    )
+    assert made == []

@@ -198,6 +198,7 @@ class VerifyCommand(GitlabCommand):
             pins=self._pins(),
             pypi_url=self.option("pypi-url") or PYPI_URL,
             trusted_root=trusted_root,
+            pypi_trust_config=self._existing_file("pypi-trust-config"),
             offline=offline,
             concurrency=int(concurrency),
             accept_signer_change=bool(self.option("accept-signer-change")),

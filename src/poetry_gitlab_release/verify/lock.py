@@ -112,7 +112,11 @@ def verify_lock(
     options: LockOptions,
     pins: PinStore | None = None,
     lock_file: str = "poetry.lock",
+    provenance_verifier: Callable[[], Verifier] | None = None,
 ) -> LockReport:
+    """Every file of every package, one row each. `verifier` checks GitLab signatures;
+    `provenance_verifier` makes (once, when a PyPI file has provenance) the verifier for PEP 740
+    provenance, which chains to the Sigstore instance PyPI uses [default: `verifier`]."""
     jobs: list[tuple[LockedPackage, PackageSource, LockedFile]] = [
         (package, source, file) for package, source in packages for file in package.files
     ]
@@ -123,7 +127,9 @@ def verify_lock(
         if not package.files and source.kind is SourceKind.GITLAB
     ]
 
-    context = _LockRun(backend, verifier, options, pins, _Once())
+    context = _LockRun(
+        backend, verifier, provenance_verifier or (lambda: verifier), options, pins, _Once()
+    )
 
     def run(job: tuple[LockedPackage, PackageSource, LockedFile]) -> LockRow:
         package, source, file = job
@@ -171,14 +177,10 @@ class _LockRun:
 
     backend: LockBackend
     verifier: Verifier
+    provenance_verifier: Callable[[], Verifier]
     options: LockOptions
     pins: PinStore | None
     once: _Once
-
-    def verify_file(
-        self, package: LockedPackage, source: PackageSource, file: LockedFile
-    ) -> LockRow:
-        return _verify_file(self, package, source, file)
 
 
 def _verify_file(
@@ -218,7 +220,8 @@ def _pypi_file(
             "PyPI has no PEP 740 provenance for this file",
             check="provenance",
         )
-    checked = verify_provenance(run.verifier, provenance, filename=file.name, sha256=file.sha256)
+    verifier = run.once.get(("provenance verifier",), run.provenance_verifier)
+    checked = verify_provenance(verifier, provenance, filename=file.name, sha256=file.sha256)
     return _row(
         package,
         source,

@@ -4,6 +4,7 @@ the verified set. The per-file logic is verify/lock.py's; this module only conne
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 from poetry_gitlab_release.verify.report import Progress
 
 if TYPE_CHECKING:
+    from sigstore.verify import Verifier
+
     from poetry_gitlab_release.config.settings import Settings
     from poetry_gitlab_release.signing.claims import ClaimPolicy
     from poetry_gitlab_release.signing.identity import ExpectedIdentity
@@ -30,6 +33,7 @@ class LockRequest:
     pins: PinStore | None
     pypi_url: str
     trusted_root: Path | None = None
+    pypi_trust_config: Path | None = None  # the Sigstore instance PyPI's provenance chains to
     offline: bool = False
     concurrency: int = 8
     accept_signer_change: bool = False
@@ -74,6 +78,13 @@ def run_lock(
         accept_signer_change=request.accept_signer_change,
     )
     verifier = make_verifier(settings.trust_config, request.trusted_root, request.offline)
+    # pypi.org's attestations chain to Sigstore production whatever signs the GitLab side (a
+    # self-managed GitLab may run its own Sigstore), unless --pypi-trust-config says otherwise.
+    provenance_verifier: Callable[[], Verifier] | None = None
+    if (settings.trust_config, request.trusted_root, request.pypi_trust_config) != (None,) * 3:
+        provenance_verifier = functools.partial(
+            make_verifier, request.pypi_trust_config, None, request.offline
+        )
     progress(f"verifying {sum(len(p.files) for p, _ in packages)} files of {request.lock_path}")
     pypi = IndexURLs(upload=request.pypi_url, read_origin=request.pypi_url.rstrip("/"))
     with (
@@ -88,6 +99,7 @@ def run_lock(
             options=options,
             pins=request.pins,
             lock_file=str(request.lock_path),
+            provenance_verifier=provenance_verifier,
         )
         if report.ok and request.install_into is not None:
             from poetry_gitlab_release.verify.lock_install import install_lock

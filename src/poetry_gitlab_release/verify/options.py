@@ -191,6 +191,14 @@ OPTIONS: list[Option] = [
         flag=False,
     ),
     option(
+        "pypi-trust-config",
+        None,
+        "With --lock, the Sigstore ClientTrustConfig JSON that PyPI provenance chains to "
+        "[default: Sigstore production, as pypi.org's attestations do, whatever --trust-config "
+        "says for the GitLab signatures].",
+        flag=False,
+    ),
+    option(
         "concurrency",
         None,
         "With --lock, how many requests run at once [default: 8].",
@@ -238,7 +246,9 @@ are checked against their PEP 740 provenance where PyPI has one ("no provenance"
 One row per file; exit 1 if a file that should be signed fails.
 
 <b>Root of trust</b>: --trust-config or --trusted-root; else Sigstore production, refreshed over
-TUF, or with --offline the copy embedded in sigstore-python.
+TUF, or with --offline the copy embedded in sigstore-python. With --lock, PyPI provenance is
+checked against Sigstore production (--pypi-trust-config for another instance), so a
+self-managed GitLab with its own Sigstore can verify its packages and pypi.org's together.
 
 <b>Output</b>: a table (file, sha256, signer identity, ref, commit, job URL, Rekor log index,
 verdict), or --format json; --junit FILE for GitLab's test report. Each failure is also one

@@ -59,7 +59,7 @@ def bench_signing(count: int) -> None:
     from sigstore.oidc import IdentityToken
     from sigstore.sign import SigningContext
 
-    from poetry_gitlab_release.config.settings import Secret
+    from poetry_gitlab_release.config.credentials import Secret
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.sign import sign_artifacts
     from poetry_gitlab_release.signing.material import hashed
@@ -164,7 +164,7 @@ def child(config: dict[str, str]) -> None:
 
 
 def bench_memory(size_mb: int) -> None:
-    from poetry_gitlab_release.config.settings import Secret
+    from poetry_gitlab_release.config.credentials import Secret
     from poetry_gitlab_release.release.artifacts import load_artifacts
     from poetry_gitlab_release.release.sign import sign_artifacts
     from poetry_gitlab_release.signing.trust import load_trust_config

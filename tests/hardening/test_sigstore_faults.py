@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from poetry_gitlab_release.config.settings import Secret
+from poetry_gitlab_release.config.credentials import Secret
 from poetry_gitlab_release.errors import EXIT_FAILURE, SigningError
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts
 from poetry_gitlab_release.release.sign import sign_artifacts

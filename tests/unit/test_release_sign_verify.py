@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from poetry_gitlab_release.config.settings import Secret, resolve_settings
+from poetry_gitlab_release.config.credentials import Secret
+from poetry_gitlab_release.config.settings import resolve_settings
 from poetry_gitlab_release.errors import ConfigError, SigningError, VerificationError
 from poetry_gitlab_release.files import sha256_file
 from poetry_gitlab_release.release.artifacts import Artifact, load_artifacts

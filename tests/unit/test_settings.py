@@ -4,12 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from poetry_gitlab_release.config.settings import (
-    Secret,
-    TokenKind,
-    pyproject_table,
-    resolve_settings,
-)
+from poetry_gitlab_release.config.credentials import Secret, TokenKind
+from poetry_gitlab_release.config.settings import pyproject_table, resolve_settings
 from poetry_gitlab_release.errors import EXIT_USAGE, ConfigError
 
 CI_ENV = {

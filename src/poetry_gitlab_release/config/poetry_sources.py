@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from poetry_gitlab_release.config.settings import Credential, Secret, Settings, TokenKind
+from poetry_gitlab_release.config.credentials import Credential, Secret, TokenKind
+from poetry_gitlab_release.config.settings import Settings
 from poetry_gitlab_release.config.values import as_client_cert, as_existing_file
 from poetry_gitlab_release.errors import ConfigError
 

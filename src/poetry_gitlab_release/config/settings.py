@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from poetry_gitlab_release.config.credentials import Credential, Secret, TokenKind, infer_token_kind
 from poetry_gitlab_release.config.values import (
     as_bool,
     as_client_cert,
@@ -40,72 +40,6 @@ PYPROJECT_TABLE = "tool.poetry-gitlab-release"
 DEFAULT_HOST = "https://gitlab.com"
 DEFAULT_REPOSITORY = "gitlab"
 DEFAULT_CI_CONFIG_PATH = ".gitlab-ci.yml"
-JOB_TOKEN_USERNAME = "gitlab-ci-token"
-
-
-class Secret:
-    """A credential. It never shows itself in str(), repr() or f-strings; call reveal()."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    def __str__(self) -> str:
-        return "********"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-class TokenKind(str, Enum):
-    """How GitLab sees a token; each kind is presented differently on each API."""
-
-    PERSONAL = "personal"  # personal, project and group access tokens
-    DEPLOY = "deploy"
-    JOB = "job"
-
-
-# Prefixes GitLab puts on new tokens; older tokens have none and count as personal.
-_TOKEN_PREFIXES = {"glpat-": TokenKind.PERSONAL, "gldt-": TokenKind.DEPLOY, "glcbt-": TokenKind.JOB}
-
-
-@dataclass(frozen=True)
-class Credential:
-    token: Secret
-    kind: TokenKind
-    source: str
-    username: str | None = None
-
-    def basic_auth(self) -> tuple[str, str]:
-        """Username and password for HTTP Basic (the only scheme the PyPI routes accept)."""
-        if self.kind is TokenKind.JOB:
-            return JOB_TOKEN_USERNAME, self.token.reveal()
-        # GitLab ignores the username for personal and deploy tokens; send a meaningful one.
-        default = "deploy-token" if self.kind is TokenKind.DEPLOY else "__token__"
-        return self.username or default, self.token.reveal()
-
-    def rest_headers(self) -> dict[str, str]:
-        """Headers for the REST API (packages, generic registry, groups, pipelines)."""
-        header = {
-            TokenKind.PERSONAL: "PRIVATE-TOKEN",
-            TokenKind.DEPLOY: "DEPLOY-TOKEN",
-            TokenKind.JOB: "JOB-TOKEN",
-        }[self.kind]
-        return {header: self.token.reveal()}
-
-    @property
-    def description(self) -> str:
-        return f"{self.kind.value} token from {self.source}"
 
 
 @dataclass(frozen=True)
@@ -339,15 +273,6 @@ def _check_pyproject(pyproject: Mapping[str, object], pyproject_name: str) -> No
             )
 
 
-def _infer_token_kind(token: str, source: str) -> TokenKind:
-    if source == "CI_JOB_TOKEN":
-        return TokenKind.JOB
-    for prefix, kind in _TOKEN_PREFIXES.items():
-        if token.startswith(prefix):
-            return kind
-    return TokenKind.PERSONAL
-
-
 def resolve_settings(
     options: Mapping[str, object],
     env: Mapping[str, str],
@@ -383,7 +308,7 @@ def resolve_settings(
     if "token" in resolved:
         token_source = resolved["token"].source
         token: str = value("token")
-        kind = value("token-kind") or _infer_token_kind(token, token_source)
+        kind = value("token-kind") or infer_token_kind(token, token_source)
         credential = Credential(Secret(token), kind, token_source, value("username"))
 
     project: str | None = value("project")

@@ -30,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from poetry_gitlab_release.config.settings import Credential, TokenKind
+from poetry_gitlab_release.config.credentials import Credential, TokenKind
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from poetry_gitlab_release.tls import TLSConfig
 
 if TYPE_CHECKING:
-    from poetry_gitlab_release.config.settings import Credential, Settings
+    from poetry_gitlab_release.config.credentials import Credential
+    from poetry_gitlab_release.config.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,7 @@ def published_by_name(
     """
     import hashlib
 
-    from poetry_gitlab_release.config.settings import TokenKind
+    from poetry_gitlab_release.config.credentials import TokenKind
 
     credential = client.credential
     if credential is None or credential.kind is not TokenKind.DEPLOY:

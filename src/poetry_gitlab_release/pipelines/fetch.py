@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from poetry_gitlab_release.config.settings import Credential, TokenKind
+from poetry_gitlab_release.config.credentials import Credential, TokenKind
 from poetry_gitlab_release.errors import (
     ApiError,
     AuthenticationError,

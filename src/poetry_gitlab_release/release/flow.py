@@ -366,7 +366,7 @@ def release_page_step(
     settings: Settings, request: ReleaseRequest, manifest: ManifestResult, reporter: Reporter
 ) -> ReleasePageResult | None:
     """Create or update the tag's GitLab Release page (after the packages are published)."""
-    from poetry_gitlab_release.config.settings import TokenKind
+    from poetry_gitlab_release.config.credentials import TokenKind
     from poetry_gitlab_release.gitlab.client import GitLabClient
     from poetry_gitlab_release.gitlab.connection import Connection
     from poetry_gitlab_release.release.release_page import (

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from sigstore.models import Bundle, ClientTrustConfig
     from sigstore.sign import Signer
 
-    from poetry_gitlab_release.config.settings import Secret
+    from poetry_gitlab_release.config.credentials import Secret
 
 SIGN_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds before attempts 2, 3, 4 and 5
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from sandbox.gitlab.app import App, LoggedRequest
 from sandbox.gitlab.auth import TokenRegistry, Tokens
@@ -26,6 +25,7 @@ from sandbox.gitlab.routes import wire
 from sandbox.gitlab.scenario import PipelineTruth, ProjectTruth, Scenario
 from sandbox.gitlab.server import make_server
 from sandbox.gitlab.state import StoredFile
+from sandbox.lifecycle import ServedStandIn
 
 __all__ = [
     "FaultPlan",
@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 
-class GitLabStandIn:
+class GitLabStandIn(ServedStandIn):
     """A running fake GitLab. Use as a context manager, or call ``start()``/``stop()``."""
 
     def __init__(
@@ -95,6 +95,9 @@ class GitLabStandIn:
             self._started = True
         return self
 
+    def close(self) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self._started:
             self._server.shutdown()
@@ -102,17 +105,6 @@ class GitLabStandIn:
         self._server.server_close()
         if self.object_storage is not None:
             self.object_storage.stop()
-
-    def __enter__(self) -> GitLabStandIn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # credentials -------------------------------------------------------------------------------
     def job_token(self, project_id: int) -> str:

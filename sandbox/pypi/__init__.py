@@ -18,11 +18,11 @@ for the OIDC exchange.
 from __future__ import annotations
 
 import ssl
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Self
 
+from sandbox.lifecycle import ServedStandIn
 from sandbox.pypi.index import PackageIndex, StoredFile
 from sandbox.pypi.oidc import GITLAB_ISSUER, OIDCExchange, TrustedPublisher
 from sandbox.pypi.server import HTTPFront, Services
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["GITLAB_ISSUER", "PyPIStandIn", "StoredFile", "TrustedPublisher"]
 
 
-class PyPIStandIn:
+class PyPIStandIn(ServedStandIn):
     def __init__(
         self,
         *,
@@ -73,18 +73,6 @@ class PyPIStandIn:
         )
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def start(self) -> Self:
         self._front.start()
         return self

@@ -17,13 +17,12 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-from typing_extensions import Self
 
+from sandbox.lifecycle import ServedStandIn
 from sandbox.sigstore.ca import CertificateAuthority
 from sandbox.sigstore.ct import CTLog
 from sandbox.sigstore.fulcio import Fulcio
@@ -37,7 +36,7 @@ __all__ = ["LogEntry", "SigstoreStandIn"]
 TRUST_CONFIG_FILENAME = "trust_config.json"
 
 
-class SigstoreStandIn:
+class SigstoreStandIn(ServedStandIn):
     """Fulcio + Rekor v1 (+ OIDC discovery) on 127.0.0.1; a context manager.
 
     `issuer` is the `iss` of minted tokens and the only issuer Fulcio accepts (use the
@@ -79,18 +78,6 @@ class SigstoreStandIn:
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def start(self) -> None:
         """Serve (again) on the same port; state (log, keys, CA) is kept."""
         self._front.start()

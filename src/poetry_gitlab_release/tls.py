@@ -36,6 +36,20 @@ def ssl_context(
     return context
 
 
+def other_hosts_context(ca_file: Path | None) -> ssl.SSLContext:
+    """For hosts other than GitLab's own (object storage behind a redirect, pypi.org with
+    `--lock --install`): the usual bundle (SSL_CERT_FILE/SSL_CERT_DIR, else certifi) and, added
+    to it, the CA file given for GitLab. A private CA often signs GitLab's object storage too,
+    while public hosts must keep working. No client certificate: it is GitLab's only."""
+    context = _verifying_context(None)
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load CA file {str(ca_file)!r}: {exc}") from None
+    return context
+
+
 def _verifying_context(ca_file: Path | None) -> ssl.SSLContext:
     if ca_file is not None:
         try:

@@ -208,3 +208,26 @@ def test_no_source_turns_verification_off() -> None:
         if needle in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+def test_other_hosts_trust_the_usual_bundle_and_the_ca_file(
+    private_ca: trustme.CA, ca_pem: Path, tmp_path: Path
+) -> None:
+    """pypi.org (or object storage) behind --ca-file: the private CA is added to the public
+    roots, not put in their place, while GitLab's own origin trusts the CA file alone."""
+    import certifi
+
+    from poetry_gitlab_release.tls import other_hosts_context
+
+    def subjects(context: ssl.SSLContext) -> set[str]:
+        return {str(cert["subject"]) for cert in context.get_ca_certs()}
+
+    public = ssl.create_default_context(cafile=certifi.where())
+    private = subjects(ssl_context(ca_pem))
+    both = subjects(other_hosts_context(ca_pem))
+    assert private < both and subjects(public) <= both
+    assert subjects(ssl_context(ca_pem)) == private  # GitLab's origin: unchanged
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="cannot load CA file"):
+        other_hosts_context(broken)

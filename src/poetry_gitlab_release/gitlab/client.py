@@ -53,7 +53,7 @@ from poetry_gitlab_release.gitlab.failures import (
     path_of,
     retry_after,
 )
-from poetry_gitlab_release.tls import ssl_context
+from poetry_gitlab_release.tls import other_hosts_context, ssl_context
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RATE_LIMIT_WINDOW = 60.0  # GitLab's application limits count per minute (fixed windows)
@@ -129,12 +129,15 @@ class GitLabClient:
                 trust_env=False,  # proxies/netrc from the environment must not see our tokens
             )
 
-        # GitLab's own origin gets the client certificate; any other origin (object storage
-        # behind a redirect) gets a pool whose context has none, so that it is never offered
-        # there. Without a client certificate one pool serves both.
+        # GitLab's own origin gets the client certificate and trusts the CA file alone; any
+        # other origin (object storage behind a redirect, pypi.org) gets a pool with no client
+        # certificate, trusting the usual bundle plus the CA file (tls.other_hosts_context).
+        # Without either, one pool serves both.
         self._http = http_client(ssl_context(tls.ca_file, tls.client_cert, tls.client_cert_source))
         self._foreign_http = (
-            self._http if tls.client_cert is None else http_client(ssl_context(tls.ca_file))
+            self._http
+            if tls.client_cert is None and tls.ca_file is None
+            else http_client(other_hosts_context(tls.ca_file))
         )
 
     def __enter__(self) -> GitLabClient:

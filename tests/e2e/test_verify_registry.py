@@ -503,3 +503,42 @@ def test_300_mb_file_verifies_in_bounded_memory(
     assert (tmp_path / "dest" / name).stat().st_size == size
     print(f"peak RSS of poetry gitlab-verify on a 300 MB file: {max_rss_kib / 1024:.0f} MiB")
     assert max_rss_kib < 200 * 1024, f"peak RSS {max_rss_kib / 1024:.0f} MiB"
+
+
+def test_an_interrupted_run_leaves_no_downloaded_file_behind(
+    registry: GitLabStandIn, signed: SignedRelease, sigstore: SigstoreStandIn, tmp_path: Path
+) -> None:
+    """The generic registry fails for good after the first download: the error propagates and
+    the files already downloaded into --dest are removed, none of them having been verified
+    as part of a whole release."""
+    from poetry_gitlab_release.config.settings import resolve_settings
+    from poetry_gitlab_release.errors import OperationalError
+    from poetry_gitlab_release.gitlab.client import GitLabClient, RetryPolicy
+    from poetry_gitlab_release.signing.trust import make_verifier
+    from poetry_gitlab_release.verify.expected import IdentityOptions, Requirement
+    from poetry_gitlab_release.verify.flow import verify_registry
+    from sandbox.gitlab import FaultPlan
+
+    publish(registry, signed)
+    registry.set_faults(FaultPlan(rate=1.0, kinds=("503",), path_contains="/packages/generic/"))
+    settings = resolve_settings(
+        {"host": registry.url, "token": registry.tokens.read_api, "project": PROJECT_PATH}, {}
+    )
+    dest = tmp_path / "dest"
+    try:
+        with pytest.raises(OperationalError):
+            verify_registry(
+                settings,
+                Requirement(NAME, VERSION),
+                dest=dest,
+                identity_options=IdentityOptions(),
+                make_verifier=lambda: make_verifier(sigstore.trust_config_path, None, False),
+                online_log=True,
+                client_factory=lambda c: GitLabClient(c, retry=RetryPolicy(attempts=1)),
+            )
+    finally:
+        registry.set_faults(None)
+    assert any(
+        entry.path.endswith(".whl") or ".tar.gz" in entry.path for entry in registry.request_log
+    )
+    assert list(dest.iterdir()) == []

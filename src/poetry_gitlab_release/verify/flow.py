@@ -81,54 +81,65 @@ def verify_registry(
         )
         package = normalize_name(requirement.name)
         results: list[FileResult] = []
-        for item in release:
-            name = item.name
-            if item.file.sha256 is None:
-                results.append(
-                    FileResult(name, Verdict.FAILED, reason="the index gives no sha256 for it")
+        downloaded: list[Path] = []
+        try:
+            for item in release:
+                name = item.name
+                if item.file.sha256 is None:
+                    results.append(
+                        FileResult(name, Verdict.FAILED, reason="the index gives no sha256 for it")
+                    )
+                    continue
+                progress(f"downloading {name}")
+                try:
+                    download = download_file(
+                        client, item.file.url, dest, name, expected_sha256=item.file.sha256
+                    )
+                except VerificationError as exc:
+                    results.append(
+                        FileResult(name, Verdict.FAILED, reason=_strip_name(str(exc), name))
+                    )
+                    continue
+                downloaded.append(download.path)
+                material = fetch_registry_material(
+                    client,
+                    settings,
+                    target.signature_project,
+                    package,
+                    version_text,
+                    name,
+                    online_log=online_log,
                 )
-                continue
-            progress(f"downloading {name}")
-            try:
-                download = download_file(
-                    client, item.file.url, dest, name, expected_sha256=item.file.sha256
-                )
-            except VerificationError as exc:
-                results.append(FileResult(name, Verdict.FAILED, reason=_strip_name(str(exc), name)))
-                continue
-            material = fetch_registry_material(
+                sha256, size, path = download.sha256, download.size, download.path
+                result = check(name=name, sha256=sha256, size=size, path=path, material=material)
+                if result.verdict is Verdict.UNSIGNED:
+                    detached = ", .sig/.crt" if online_log else ""
+                    result = replace(
+                        result,
+                        reason=f"no {name}.sigstore.json, .publish.attestation{detached} in "
+                        f"the generic registry at {package}/{version_text}",
+                    )
+                results.append(result)
+            sbom = verify_published_sbom(
                 client,
                 settings,
                 target.signature_project,
                 package,
                 version_text,
-                name,
+                dest=dest,
+                verifier=verifier,
+                expected=expected,
                 online_log=online_log,
+                claims=policy,
             )
-            sha256, size, path = download.sha256, download.size, download.path
-            result = check(name=name, sha256=sha256, size=size, path=path, material=material)
-            if result.verdict is Verdict.UNSIGNED:
-                detached = ", .sig/.crt" if online_log else ""
-                result = replace(
-                    result,
-                    reason=f"no {name}.sigstore.json, .publish.attestation{detached} in "
-                    f"the generic registry at {package}/{version_text}",
-                )
-            results.append(result)
-        sbom = verify_published_sbom(
-            client,
-            settings,
-            target.signature_project,
-            package,
-            version_text,
-            dest=dest,
-            verifier=verifier,
-            expected=expected,
-            online_log=online_log,
-            claims=policy,
-        )
-        if sbom is not None:
-            results.append(sbom)
+            if sbom is not None:
+                results.append(sbom)
+        except BaseException:
+            # Interrupted (network, Ctrl-C): the release was not verified as a whole, so no file
+            # this run downloaded stays behind to be installed by mistake.
+            for path in downloaded:
+                path.unlink(missing_ok=True)
+            raise
     pin_status = None
     if pins is not None:
         from poetry_gitlab_release.verify.pins import apply_pin

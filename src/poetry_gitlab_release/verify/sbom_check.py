@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from poetry_gitlab_release.files import write_atomic
 from poetry_gitlab_release.signing.check import verify_file
 from poetry_gitlab_release.signing.results import FileResult, Verdict
 from poetry_gitlab_release.verify.registry import fetch_registry_material
@@ -51,12 +52,12 @@ def verify_published_sbom(
     content = fetch_small_file(client, url, name, max_bytes=SBOM_MAX_BYTES)
     if content is None:
         return None
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / name
-    path.write_bytes(content)
     material = fetch_registry_material(
         client, settings, project, package, version, name, online_log=online_log
     )
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / name
+    write_atomic(path, content)  # only once its material is in hand: a failed fetch leaves none
     result = verify_file(
         verifier,
         name=name,

@@ -122,10 +122,7 @@ class IndexConnection:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._client.close()
+        self._client.close()  # the connection is only ever used in a with-block
 
     def _send(
         self, method: str, url: str, *, retry: bool, follow: bool = False, **kwargs: Any

@@ -259,3 +259,56 @@ def test_real_gitlab_certificate_claims(
     assert code == status, err
     if message is not None:
         assert message in err
+
+
+# --- the same real attestation as PyPI serves it: a provenance object (--lock) -----------------
+
+
+def _provenance(repository: str) -> dict[str, object]:
+    """The Integrity API's answer for the file, its publisher as warehouse records it."""
+    attestation = json.loads((GITLAB_REAL / f"{GITLAB_FILE}.publish.attestation").read_text())
+    return {
+        "version": 1,
+        "attestation_bundles": [
+            {
+                "publisher": {"kind": "GitLab", "repository": repository, "environment": ""},
+                "attestations": [attestation],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("repository", "sha256_ok", "reason"),
+    [
+        ("facutuesca/gitlab-oidc-project", True, None),
+        ("someone/else", True, "source repository is https://gitlab.com/facutuesca/"),
+        ("facutuesca/gitlab-oidc-project", False, "sha256 differs"),
+    ],
+)
+def test_real_provenance_verifies_for_its_publisher_and_file_only(
+    repository: str, sha256_ok: bool, reason: str | None
+) -> None:
+    import hashlib
+
+    from poetry_gitlab_release.signing.trust import make_verifier
+    from poetry_gitlab_release.verify.provenance import verify_provenance
+
+    digest = hashlib.sha256((GITLAB_REAL / GITLAB_FILE).read_bytes()).hexdigest()
+    checked = verify_provenance(
+        make_verifier(None, None, offline=True),  # Sigstore production, as pypi.org's
+        _provenance(repository),
+        filename=GITLAB_FILE,
+        sha256=digest if sha256_ok else "0" * 64,
+    )
+    assert checked.ok is (reason is None), checked.reason
+    if reason is None:
+        assert checked.identity == GITLAB_IDENTITY and checked.log_index == 149945774
+        (publisher,) = checked.publishers
+        assert (publisher.kind, publisher.repository, publisher.issuer) == (
+            "GitLab",
+            repository,
+            "https://gitlab.com",
+        )
+    else:
+        assert reason in (checked.reason or "")

@@ -74,7 +74,7 @@ def read_lock(path: Path) -> list[LockedPackage]:
     except FileNotFoundError:
         raise ConfigError(
             f"no {path.name} in {path.parent}",
-            hint="run `poetry lock` first, or pass --lock-file",
+            hint="run `poetry lock` first, or run in the project directory (-C DIR)",
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None

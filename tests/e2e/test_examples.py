@@ -333,21 +333,33 @@ def test_component_pipeline_runs_in_gitlab_ci_local(tmp_path: Path, stand_ins: S
     assert manifest["version"] == "0.1.0"
 
     # The pipelines component, with a read_api token (a CI job token cannot list a group).
-    dashboard = (
-        "include:\n"
-        f"  - component: {COMPONENT_HOST}/{COMPONENT_PROJECT}/pipelines@{PLUGIN_VERSION}\n"
-        "    inputs:\n"
-        "      group: demo-group\n"
-        "      allow-failure: true\n"
-    )
-    (pipeline.checkout / ".gitlab-ci.yml").write_text(dashboard, encoding="utf-8")
     variables = {**stand_ins.ci, "GITLAB_TOKEN": stand_ins.gitlab.tokens.read_api}
-    result = pipeline.run(variables=variables, environment=stand_ins.environment)
-    assert result.returncode == 0, result.stdout[-4000:]
+    builds = pipeline.checkout / ".gitlab-ci-local" / "builds" / "group-pipelines"
+
+    def dashboard(group: str) -> subprocess.CompletedProcess[str]:
+        (pipeline.checkout / ".gitlab-ci.yml").write_text(
+            "include:\n"
+            f"  - component: {COMPONENT_HOST}/{COMPONENT_PROJECT}/pipelines@{PLUGIN_VERSION}\n"
+            "    inputs:\n"
+            f"      group: {group}\n",
+            encoding="utf-8",
+        )
+        return pipeline.run(variables=variables, environment=stand_ins.environment)
+
+    # Only a running pipeline (as the job's own pipeline is, in its project's group): passes.
+    running = dashboard("demo-group/platform")
+    passed(running, ["group-pipelines"])
     document = json.loads(pipeline.artifact("group-pipelines", "pipelines.json").read_text())
-    assert document["projects"], document
-    metrics = pipeline.checkout / ".gitlab-ci-local" / "builds" / "group-pipelines"
-    assert (metrics / "metrics.txt").read_text().rstrip().endswith("# EOF")
+    assert [p["pipeline"]["status"] for p in document["projects"]] == ["running"]
+    assert (builds / "metrics.txt").read_text().rstrip().endswith("# EOF")
+    # A failed pipeline in the group: the job fails, after writing both reports.
+    (builds / "metrics.txt").unlink()
+    failing = dashboard("demo-group")
+    assert failing.returncode != 0, failing.stdout[-4000:]
+    assert re.search(r"FAIL\s+group-pipelines", failing.stdout), failing.stdout[-4000:]
+    document = json.loads(pipeline.artifact("group-pipelines", "pipelines.json").read_text())
+    assert "failed" in {p["pipeline"]["status"] for p in document["projects"] if p["pipeline"]}
+    assert (builds / "metrics.txt").read_text().rstrip().endswith("# EOF")
 
 
 def expanded(path: Path, tmp_path: Path) -> dict[str, Any]:

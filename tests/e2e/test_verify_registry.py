@@ -542,3 +542,29 @@ def test_an_interrupted_run_leaves_no_downloaded_file_behind(
         entry.path.endswith(".whl") or ".tar.gz" in entry.path for entry in registry.request_log
     )
     assert list(dest.iterdir()) == []
+
+
+def test_group_from_the_environment_selects_the_group_index(
+    registry: GitLabStandIn,
+    signed: SignedRelease,
+    sigstore: SigstoreStandIn,
+    module_poetry_cli: PoetryCli,
+    tmp_path: Path,
+) -> None:
+    """GITLAB_RELEASE_GROUP is the `group` setting (docs/reference/configuration.md), as
+    --group is: both select the group-level index."""
+    publish(registry, signed)
+    result = module_poetry_cli.run(
+        "gitlab-verify",
+        f"{NAME}=={VERSION}",
+        "--trust-config",
+        str(sigstore.trust_config_path),
+        cwd=tmp_path,
+        env={
+            "GITLAB_HOST": registry.url,
+            "GITLAB_TOKEN": registry.tokens.personal,
+            "GITLAB_RELEASE_GROUP": "demo-group",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/groups/demo-group/-/packages/pypi/simple/hello-package/" in result.stdout

@@ -118,7 +118,7 @@ class VerifyCommand(GitlabCommand):
     ) -> Report:
         from poetry_gitlab_release.verify.flow import verify_registry, without_failed_downloads
 
-        if self.option("group") is None and settings.project is None:
+        if settings.group is None and settings.project is None:
             raise ConfigError(
                 "missing project: pass --gitlab-project ID|PATH or --group ID|PATH "
                 "(in GitLab CI, CI_PROJECT_ID is the default)"
@@ -134,7 +134,7 @@ class VerifyCommand(GitlabCommand):
             identity_options=identity_options,
             make_verifier=self._verifier_factory(settings, trusted_root, offline),
             online_log=not offline,
-            group_index=self.option("group") is not None,
+            group_index=settings.group is not None,  # --group or GITLAB_RELEASE_GROUP
             progress=self._progress,
             claims=self._claim_policy(),
             pins=pins,

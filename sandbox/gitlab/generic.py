@@ -64,6 +64,7 @@ def upload(app: App, request: Request) -> Response:
             request.body,
             status=status,
             duplicates_allowed=app.generic_duplicates_allowed,
+            status_given=request.param("status") is not None,
         )
     except DuplicateFileError:
         raise ApiError.bad_request("Duplicate package is not allowed") from None
@@ -104,8 +105,15 @@ def download(app: App, request: Request) -> Response:
     project = app.project_for(request, request.path_params["id"], package_route=True)
     require_scope(request.principal, write=False)
     name, version, file_name = _validated(request)
+    # app/finders/packages/generic/package_finder.rb: `project.packages.generic.installable
+    # .by_name_and_version!` (installable: default, hidden, deprecated; app/models/packages/
+    # package.rb INSTALLABLE_STATUSES); then the newest file of that name (PackageFileFinder:
+    # `.with_file_name(file_name).last!`).
     if not any(
-        p.package_type == "generic" and p.name == name and p.version == version
+        p.package_type == "generic"
+        and p.name == name
+        and p.version == version
+        and p.status in ("default", "hidden", "deprecated")
         for p in app.state.project_packages(project.id)
     ):
         raise ApiError.not_found("Package")

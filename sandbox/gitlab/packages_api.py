@@ -27,6 +27,8 @@ PACKAGE_TYPES = [
     "terraform_module",
     "rubygems",
     "debian",
+    "rpm",  # app/models/packages/package.rb: enum package_type (Grape `values:` is its keys)
+    "ml_model",
 ]
 STATUSES = ("default", "hidden", "processing", "error", "pending_destruction", "deprecated")
 ORDER_BY = ("created_at", "name", "version", "type")
@@ -48,9 +50,11 @@ def register(app: App) -> None:
     )
 
 
-def package_json(app: App, project: Project, package: Package) -> dict[str, object]:
+def package_json(
+    app: App, project: Project, package: Package, *, group: bool = False
+) -> dict[str, object]:
     web_path = f"/{project.path_with_namespace}/-/packages/{package.id}"
-    return {
+    data: dict[str, object] = {
         "id": package.id,
         "name": package.name,
         "version": package.version,
@@ -62,10 +66,15 @@ def package_json(app: App, project: Project, package: Package) -> dict[str, obje
         },
         "created_at": iso(package.created_at),
         "last_downloaded_at": None,
-        "project_id": project.id,
-        "project_path": project.path_with_namespace,
         "tags": [],
     }
+    if group:
+        # lib/api/entities/package.rb: `expose :project_id, if: ->(_, opts) { opts[:group] }`,
+        # `expose :project_path, if: opts[:group] && can read_project` (group route only; the
+        # group finder only lists projects the caller can see).
+        data["project_id"] = project.id
+        data["project_path"] = project.path_with_namespace
+    return data
 
 
 def _project(app: App, request: Request, *, write: bool = False) -> Project:
@@ -108,14 +117,23 @@ def list_group_packages(app: App, request: Request) -> Response:
         for package in app.state.project_packages(project.id):
             owner[package.id] = project
             packages.append(package)
-    page, headers = paginate(request, _filtered(request, packages))
-    return Response.json(200, [package_json(app, owner[p.id], p) for p in page], headers)
+    page, headers = paginate(request, _filtered(request, packages, owner))
+    return Response.json(
+        200, [package_json(app, owner[p.id], p, group=True) for p in page], headers
+    )
 
 
-def _filtered(request: Request, packages: list[Package]) -> list[Package]:
-    """The list parameters both routes share: type, name, version, status, order, sort."""
+def _filtered(
+    request: Request, packages: list[Package], owner: dict[int, Project] | None = None
+) -> list[Package]:
+    """The list parameters both routes share: type, name, version, status, order, sort
+    (`owner` given: the group route, which also orders by project_path)."""
     package_type = request.param("package_type")
-    if package_type is not None:
+    if package_type is None:
+        # app/finders/concerns/packages/finder_helper.rb#filter_by_package_type:
+        # `return packages.without_package_type(:terraform_module) unless package_type`.
+        packages = [p for p in packages if p.package_type != "terraform_module"]
+    else:
         if package_type not in PACKAGE_TYPES:
             raise ApiError.grape("package_type does not have a valid value")
         packages = [p for p in packages if p.package_type == package_type]
@@ -139,7 +157,9 @@ def _filtered(request: Request, packages: list[Package]) -> list[Package]:
     else:
         packages = [p for p in packages if p.status in ("default", "deprecated", "error")]
     order_by = request.param("order_by") or "created_at"
-    if order_by not in ORDER_BY:
+    # lib/api/group_packages.rb: order_by values %w[created_at name version type project_path];
+    # lib/api/project_packages.rb without project_path.
+    if order_by not in ORDER_BY and not (owner is not None and order_by == "project_path"):
         raise ApiError.grape("order_by does not have a valid value")
     sort = request.param("sort") or "asc"
     if sort not in ("asc", "desc"):
@@ -149,6 +169,8 @@ def _filtered(request: Request, packages: list[Package]) -> list[Package]:
         "name": lambda p: (p.name, p.id),
         "version": lambda p: (p.version, p.id),
         "type": lambda p: (p.package_type, p.id),
+        # Packages::Package.order_project_path: projects.path (not the full path)
+        "project_path": lambda p: (owner[p.id].path if owner else "", p.id),
     }[order_by]
     packages.sort(key=key, reverse=sort == "desc")
     return packages

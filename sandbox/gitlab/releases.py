@@ -2,19 +2,24 @@
 
 What the stand-in honours, and where GitLab does it:
 - Every route takes a CI job token (`route_setting :authentication, job_token_allowed: true`),
-  so a release job can create its release with CI_JOB_TOKEN; deploy tokens are not accepted.
-  Creating or updating needs Developer (`authorize_create_release!`): a member, or the job
-  token of the same project; a personal token needs the `api` scope.
+  so a release job can create its release with CI_JOB_TOKEN; no route has
+  `deploy_token_allowed`, so a DEPLOY-TOKEN header is ignored (anonymous: 404 "Project Not
+  Found" on a private project, 403 on a visible one). Creating or updating needs Developer
+  (`authorize! :create_release` / `:update_release`, which answer 403 even without a
+  credential): a member, or the job token of the same project; a personal token needs `api`.
 - POST /projects/:id/releases: `tag_name` required; an existing release of the tag is 409
-  "Release already exists" (Releases::CreateService); a tag that does not exist is created from
-  `ref`, and without `ref` it is 422 "Ref is not specified".
+  "Release already exists" (app/services/releases/create_service.rb); a tag that does not
+  exist is created from `ref`, and without `ref` it is 422 "Ref is not specified".
 - `assets:links` on create, and POST .../assets/links: `name` and `url` required; within one
   release names, URLs and direct asset paths are unique (app/models/releases/link.rb:
   `uniqueness: { scope: :release }`); the URL must be http, https or ftp; `direct_asset_path`
-  (or the deprecated `filepath`) must match FILEPATH_REGEX and be at most 128 characters;
-  `link_type` is one of other, runbook, image, package (default other). Validation failures
-  are 400 with the model's full messages ("Name has already been taken").
-- PUT /projects/:id/releases/:tag_name updates name, description and released_at.
+  (or the deprecated `filepath`) is at most 128 characters and matches FILEPATH_REGEX.
+  POST/PUT .../assets/links take `link_type` in other, runbook, image, package (Grape
+  `values:`, default other); model validation failures are 400 with the full messages
+  ("Name has already been taken"). On POST /releases they are 400 "Validation failed: Links
+  ...", an unknown link_type is 400 "'x' is not a valid link_type".
+- PUT /projects/:id/releases/:tag_name updates name, description and released_at; 403 when the
+  tag has no release, 400 "params is empty" with nothing to change.
 - GET .../releases/:tag_name/downloads/*direct_asset_path redirects (302) to the link's URL.
 - Entities::Release / Entities::Releases::Link: `direct_asset_url` is
   `<project web URL>/-/releases/<tag>/downloads<direct_asset_path>`, or the URL without one.
@@ -34,12 +39,17 @@ from urllib.parse import quote, urlsplit
 from sandbox.gitlab.auth import can_write_packages, require_scope
 from sandbox.gitlab.http import ApiError, Request, Response
 from sandbox.gitlab.models import Project, iso
+from sandbox.gitlab.pagination import paginate
 
 if TYPE_CHECKING:
     from sandbox.gitlab.app import App
 
 LINK_TYPES = ("other", "runbook", "image", "package")
-FILEPATH_RE = re.compile(r"\A/(?:[\-\.\w]+/?)*[\da-zA-Z]+\Z")  # Releases::Link::FILEPATH_REGEX
+# app/models/releases/link.rb (current): FILEPATH_REGEX = %r{\A\/[^\/](?!.*\/\/.*)[\-\.\w\/]+[\da-zA-Z]+\z}
+# ("Regex modified to prevent catastrophic backtracking", issue 218753), FILEPATH_MAX_LENGTH 128.
+# Ruby's \w is ASCII-only, hence re.ASCII. At least three characters after the slash, no "//".
+FILEPATH_RE = re.compile(r"\A/[^/](?!.*//.*)[\-.\w/]+[\da-zA-Z]+\Z", re.ASCII)
+FILEPATH_MAX_LENGTH = 128
 TAG_RE = re.compile(r"\A[^/]+\Z")  # API::NO_SLASH_URL_PART_REGEX: %2F-encoded slashes only
 
 
@@ -121,8 +131,10 @@ def _body(request: Request) -> dict[str, Any]:
 def _writer(app: App, request: Request) -> Project:
     assert request.principal is not None
     project = app.project_for(request, request.path_params["id"])
-    if request.principal.kind == "anonymous":
-        raise ApiError.unauthorized()
+    # No `authenticate!` on these routes: a caller without a credential the route honours (a
+    # DEPLOY-TOKEN header is ignored here) gets, on a project it can see, what
+    # `authorize! :create_release` answers (lib/api/helpers.rb: `forbidden!(reason) unless
+    # can?(...)`): 403, not 401.
     require_scope(request.principal, write=True)
     if request.principal.kind == "deploy" or not can_write_packages(request.principal, project):
         raise ApiError.forbidden()
@@ -178,22 +190,44 @@ def _link_errors(
         errors.append("Name can't be blank")
     elif any(link.name == name for link in others):
         errors.append("Name has already been taken")
-    if filepath not in (None, ""):
+    # app/models/releases/link.rb: `validates :filepath, uniqueness: { scope: :release },
+    # allow_blank: true` then `validate :filepath_format_valid?`, which returns for nil only, and
+    # adds *one* error: "is too long (maximum is 128 characters)" before running the regex, else
+    # "is in an invalid format". So "" (a blank path given) is an invalid format.
+    if filepath is not None:
         text = str(filepath)
-        if any(link.filepath == text for link in others):
+        if text and any(link.filepath == text for link in others):
             errors.append("Filepath has already been taken")
-        if not FILEPATH_RE.match(text):
+        if len(text) > FILEPATH_MAX_LENGTH:
+            errors.append(f"Filepath is too long (maximum is {FILEPATH_MAX_LENGTH} characters)")
+        elif not FILEPATH_RE.match(text):
             errors.append("Filepath is in an invalid format")
-        if len(text) > 128:
-            errors.append("Filepath is too long (maximum is 128 characters)")
     return errors
 
 
-def _new_link(app: App, release: Release, params: dict[str, Any]) -> ReleaseLink:
+def _filepath(params: dict[str, Any], default: str | None = None) -> str | None:
+    """app/services/releases/links/params.rb: `hash[:filepath] = filepath if provided_filepath?`
+    with `params[:direct_asset_path] || params[:filepath]` (Ruby: "" is truthy, so kept)."""
+    if "direct_asset_path" not in params and "filepath" not in params:
+        return default
+    value = params.get("direct_asset_path")
+    if value is None:
+        value = params.get("filepath")
+    return None if value is None else str(value)
+
+
+def _new_link(
+    app: App, release: Release, params: dict[str, Any], *, in_release: bool = False
+) -> ReleaseLink:
     link_type = params.get("link_type") or "other"
     if link_type not in LINK_TYPES:
+        if in_release:
+            # lib/api/releases.rb declares assets:links:link_type without `values:`, so the value
+            # reaches the model: Rails' enum raises ArgumentError "'x' is not a valid link_type",
+            # which Releases::CreateService#create_release rescues as error(e.message, 400).
+            raise ApiError.message(400, f"'{link_type}' is not a valid link_type")
         raise ApiError.grape("link_type does not have a valid value")
-    filepath = params.get("direct_asset_path") or params.get("filepath") or None
+    filepath = _filepath(params)
     errors = _link_errors(release, params.get("name"), params.get("url"), filepath)
     if errors:
         raise ApiError(400, {"message": errors})
@@ -212,11 +246,15 @@ def _link_json(app: App, project: Project, release: Release, link: ReleaseLink) 
     if link.filepath:
         tag = quote(release.tag_name, safe="")
         direct = f"{_web_url(app, project)}/-/releases/{tag}/downloads{link.filepath}"
+    # lib/api/entities/releases/link.rb: id, name, url, direct_asset_url, `expose :external?, as:
+    # :external` (app/models/releases/link.rb: internal? is url.start_with?(project.web_url)),
+    # link_type.
     return {
         "id": link.id,
         "name": link.name,
         "url": link.url,
         "direct_asset_url": direct,
+        "external": not link.url.startswith(_web_url(app, project)),
         "link_type": link.link_type,
     }
 
@@ -266,7 +304,9 @@ def list_releases(app: App, request: Request) -> Response:
         key=lambda release: release.released_at,
         reverse=True,
     )
-    return Response.json(200, [_release_json(app, project, release) for release in releases])
+    # lib/api/releases.rb: `present_cached paginate(releases)` (20 a page by default).
+    page, headers = paginate(request, releases)
+    return Response.json(200, [_release_json(app, project, release) for release in page], headers)
 
 
 def get_release(app: App, request: Request) -> Response:
@@ -303,17 +343,39 @@ def create_release(app: App, request: Request) -> Response:
     )
     assets = params.get("assets") or {}
     links = assets.get("links", []) if isinstance(assets, dict) else []
+    draft = Release(release.tag_name, "", "", sha, now, now, "")  # nothing saved yet
     for entry in links if isinstance(links, list) else []:
         try:
-            release.links.append(_new_link(app, release, dict(entry)))
+            # Each new link is validated against the saved links of the release, and there are
+            # none yet: Rails' uniqueness validator queries the table, not unsaved siblings.
+            link = _new_link(app, draft, dict(entry), in_release=True)
         except ApiError as error:
-            # release.save! fails as a whole: "Validation failed: Links ..."
             payload = error.payload if isinstance(error.payload, dict) else {}
             message = payload.get("message") or payload.get("error")
+            if isinstance(message, str):
+                raise  # not a model validation (the enum's ArgumentError)
+            # release.save! fails as a whole: RecordInvalid "Validation failed: Links ..."
+            # (nested errors are named `links.<attribute>`), rescued as error(e.message, 400).
             detail = ", ".join(message) if isinstance(message, list) else str(message)
             raise ApiError.message(
                 400, f"Validation failed: Links {detail[:1].lower()}{detail[1:]}"
             ) from None
+        for column in ("name", "url"):
+            if any(getattr(other, column) == getattr(link, column) for other in release.links):
+                # Two new links with one name or URL: the validator cannot see it, the unique
+                # index does (db/schema: index_release_links_on_release_id_and_name and
+                # _and_url, unique: true); save! raises ActiveRecord::RecordNotUnique, which
+                # create_release rescues as error(e.message, 400). Its first line is PG's.
+                raise ApiError.message(
+                    400,
+                    "PG::UniqueViolation: ERROR:  duplicate key value violates unique constraint"
+                    f' "index_release_links_on_release_id_and_{column}"',
+                )
+        if link.filepath and any(other.filepath == link.filepath for other in release.links):
+            # Not determined from GitLab's sources: no unique index on filepath was found, so
+            # GitLab may accept this. The stand-in refuses it, so that nothing relies on it.
+            raise ApiError.message(400, "Validation failed: Links filepath has already been taken")
+        release.links.append(link)
     with releases.lock:
         if releases.release(project.id, tag) is not None:
             raise ApiError.message(409, "Release already exists")
@@ -323,8 +385,16 @@ def create_release(app: App, request: Request) -> Response:
 
 def update_release(app: App, request: Request) -> Response:
     project = _writer(app, request)
-    release = _existing(app, project, _tag(request))
+    # lib/api/releases.rb: `authorize_update_release!` is `authorize! :update_release, release`
+    # with `release` nil when the tag has none: 403, not 404 (spec/requests/api/releases_spec.rb
+    # "when there are no corresponding releases ... forbids the request").
+    release = store(app).release(project.id, _tag(request))
+    if release is None:
+        raise ApiError.forbidden()
     params = _body(request)
+    # Releases::UpdateService: `return error('params is empty', 400) if empty_params?`.
+    if not any(key in params for key in ("name", "description", "released_at", "milestones")):
+        raise ApiError.message(400, "params is empty")
     if "name" in params:
         release.name = str(params["name"])
     if "description" in params:
@@ -339,16 +409,21 @@ def list_links(app: App, request: Request) -> Response:
     project = _reader(app, request)
     release = _existing(app, project, _tag(request))
     links = sorted(release.links, key=lambda link: link.id, reverse=True)
-    return Response.json(200, [_link_json(app, project, release, link) for link in links])
+    # lib/api/release/links.rb: `present paginate(release.links.sorted)`; the Release entity's
+    # assets.links is not paginated.
+    page, headers = paginate(request, links)
+    return Response.json(200, [_link_json(app, project, release, link) for link in page], headers)
 
 
 def create_link(app: App, request: Request) -> Response:
     project = _writer(app, request)
     release = _existing(app, project, _tag(request))
     params = _body(request)
-    for required in ("name", "url"):
-        if not params.get(required):
-            raise ApiError.grape(f"{required} is missing")
+    # lib/api/release/links.rb: `requires :name`, `requires :url`; Grape reports every missing
+    # one at once ("name is missing, url is missing").
+    missing = [f"{key} is missing" for key in ("name", "url") if params.get(key) is None]
+    if missing:
+        raise ApiError.grape(", ".join(missing))
     link = _new_link(app, release, params)
     with store(app).lock:
         release.links.append(link)
@@ -366,7 +441,7 @@ def update_link(app: App, request: Request) -> Response:
         raise ApiError.grape("name, url are missing, at least one parameter must be provided")
     name = params.get("name") or link.name
     url = params.get("url") or link.url
-    filepath = params.get("direct_asset_path") or params.get("filepath") or link.filepath
+    filepath = _filepath(params, link.filepath)
     link_type = params.get("link_type") or "other"  # Grape's default applies on update too
     if link_type not in LINK_TYPES:
         raise ApiError.grape("link_type does not have a valid value")

@@ -159,6 +159,7 @@ class PackageState:
         *,
         status: str,
         duplicates_allowed: bool,
+        status_given: bool = False,
     ) -> PackageFile:
         # Packages::Generic::CreatePackageFileService: with generic_duplicates_allowed off, only
         # a file of the same *name* in that package is refused (`package.package_files
@@ -174,6 +175,10 @@ class PackageState:
             if package is None:
                 package = self._create(project_id, "generic", name, version, status)
                 self.packages[package.id] = package
+            elif status_given and package.status != status:
+                # CreatePackageFileService: `package.update_column(:status, params[:status]) if
+                # params[:status] && params[:status] != package.status`.
+                package.status = status
             record = self._new_file(package.id, file_name, content)
             package.files.append(record)
             return record

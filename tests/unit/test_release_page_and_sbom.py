@@ -185,3 +185,33 @@ def test_sbom_is_cyclonedx_with_file_hashes_and_reproducible(
     ]
     write_sbom(dist, "hello-package", "0.1.0", artifacts, ["idna"], locked, "0.1.0")
     assert path.read_bytes() == first
+
+
+def test_a_file_name_gitlab_refuses_as_direct_asset_path_still_gets_its_link(
+    gitlab_standin: GitLabStandIn,
+) -> None:
+    # app/models/releases/link.rb: FILEPATH_REGEX allows neither `+` (a local version) nor
+    # more than 128 characters. Such a file keeps a plain link; the release is still created.
+    local = "hello_package-0.1.0+cpu-py3-none-any.whl"
+    long = "hello_package-0.1.0-" + "x" * 120 + ".whl"
+    manifest = {
+        "files": [
+            {"file": name, "url": f"https://example.com/{name}", "signatures": []}
+            for name in (local, long, "hello_package-0.1.0.tar.gz")
+        ]
+    }
+    links = asset_links(manifest, job_url=None, manifest_path=None)
+    assert [link.direct_asset_path for link in links] == [
+        None,
+        None,
+        "/hello_package-0.1.0.tar.gz",
+    ]
+    with client_for(gitlab_standin) as client:
+        result = upsert_release(
+            client, PROJECT, "v0.1.0", name="n", description="d", links=links, ref=SHA
+        )
+        assert result.created and len(result.links) == 3
+        again = upsert_release(
+            client, PROJECT, "v0.1.0", name="n", description="d", links=links, ref=SHA
+        )
+        assert (again.links_added, again.links_updated) == ((), ())

@@ -15,6 +15,7 @@ others added to the release are left alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,22 @@ from poetry_gitlab_release.gitlab.urls import encode_id
 
 if TYPE_CHECKING:
     from poetry_gitlab_release.gitlab.client import GitLabClient
+
+
+# app/models/releases/link.rb: a link's direct asset path (`filepath`) is at most 128 characters
+# and matches FILEPATH_REGEX %r{\A\/[^\/](?!.*\/\/.*)[\-\.\w\/]+[\da-zA-Z]+\z} (Ruby's \w is
+# ASCII); any other value fails the whole POST /projects/:id/releases with 400.
+_DIRECT_ASSET_PATH = re.compile(r"\A/[^/](?!.*//.*)[\-.\w/]+[\da-zA-Z]+\Z", re.ASCII)
+_DIRECT_ASSET_PATH_MAX = 128
+
+
+def direct_asset_path(file_name: str) -> str | None:
+    """`/<file_name>` when GitLab accepts it as a direct asset path, else None (a plain link:
+    a local version's `+`, or a name too long)."""
+    path = f"/{file_name}"
+    if len(path) > _DIRECT_ASSET_PATH_MAX or not _DIRECT_ASSET_PATH.match(path):
+        return None
+    return path
 
 
 @dataclass(frozen=True)

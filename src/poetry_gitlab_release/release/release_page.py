@@ -1,9 +1,10 @@
 """The GitLab Release page of the tag: notes and asset links of what was published.
 
-Links (all `link_type: package`, each with a direct asset path `/<file name>`, so the page
-has permanent links `.../-/releases/<tag>/downloads/<file name>`): every package file in the
-PyPI registry, every signature file and the SBOM in the generic registry, and release.json as
-an artifact of the publishing job (when the job's URL is known: CI_JOB_URL).
+Links (all `link_type: package`, each with a direct asset path `/<file name>` when GitLab
+accepts one, so the page has permanent links `.../-/releases/<tag>/downloads/<file name>`;
+a name with `+` or over 127 characters gets a plain link): every package file in the PyPI
+registry, every signature file and the SBOM in the generic registry, and release.json as an
+artifact of the publishing job (when the job's URL is known: CI_JOB_URL).
 
 Notes: the section of CHANGELOG.md for the version when there is one (a heading that names the
 version, `## [1.2.3] - 2026-01-01`, `## v1.2.3`, ..., up to the next heading of the same or a
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from poetry_gitlab_release.gitlab.releases import AssetLink
+from poetry_gitlab_release.gitlab.releases import AssetLink, direct_asset_path
 from poetry_gitlab_release.release.artifacts import MANIFEST_NAME
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def asset_links(
         entries += [(s.get("file"), s.get("url")) for s in item.get("signatures", [])]
         for file_name, url in entries:
             if file_name and url:
-                links.append(AssetLink(str(file_name), str(url), f"/{file_name}"))
+                links.append(AssetLink(str(file_name), str(url), direct_asset_path(str(file_name))))
     if job_url and manifest_path:
         links.append(
             AssetLink(

@@ -142,11 +142,95 @@ def test_link_names_urls_and_paths_are_unique_per_release(gitlab_standin: GitLab
         gitlab_standin, "POST", f"{base}/v1/assets/links", wrong_type, job(gitlab_standin)
     )
     assert (status, error) == (400, {"error": "link_type does not have a valid value"})
-    # Duplicates inside one create: the release is not saved at all.
-    twice = {"tag_name": "v3", "ref": SHA, "assets": {"links": links("b", "b")}}
+    # Duplicates inside one create: the validator does not see unsaved siblings, the unique
+    # index does; the release is not saved at all.
+    twice = {"tag_name": "v3", "ref": SHA, "assets": {"links": links("b.whl", "b.whl")}}
     status, error, _ = call(gitlab_standin, "POST", base, twice, job(gitlab_standin))
-    assert status == 400 and error["message"].startswith("Validation failed: Links ")
+    assert status == 400
+    assert error["message"].startswith("PG::UniqueViolation: ERROR:  duplicate key value")
     assert store(gitlab_standin.app).release(HELLO, "v3") is None
+    # An invalid link in a create: the model's message, prefixed as RecordInvalid is.
+    bad_path = {"tag_name": "v4", "ref": SHA, "assets": {"links": links("b")}}
+    status, error, _ = call(gitlab_standin, "POST", base, bad_path, job(gitlab_standin))
+    assert (status, error) == (
+        400,
+        {"message": "Validation failed: Links filepath is in an invalid format"},
+    )
+    # POST /releases declares link_type without `values:`: Rails' enum refuses it.
+    (typed,) = links("c.whl")
+    typed["link_type"] = "binary"
+    wrong = {"tag_name": "v5", "ref": SHA, "assets": {"links": [typed]}}
+    status, error, _ = call(gitlab_standin, "POST", base, wrong, job(gitlab_standin))
+    assert (status, error) == (400, {"message": "'binary' is not a valid link_type"})
+    assert store(gitlab_standin.app).release(HELLO, "v5") is None
+
+
+@pytest.mark.parametrize(
+    ("path", "errors"),
+    [
+        ("/abc", []),
+        ("/pkg-1.0-py3-none-any.whl.sigstore.json", []),
+        ("/dir/sub/file.tar.gz", []),
+        ("/ab", ["Filepath is in an invalid format"]),  # [^/], one or more, then an alnum
+        ("/a//bc", ["Filepath is in an invalid format"]),
+        ("/pkg-1.0+local.whl", ["Filepath is in an invalid format"]),
+        ("/caf\u00e9.whl", ["Filepath is in an invalid format"]),  # Ruby's \w is ASCII
+        ("/file.whl/", ["Filepath is in an invalid format"]),
+        ("", ["Filepath is in an invalid format"]),  # given but blank: not nil
+        ("/" + "a" * 128, ["Filepath is too long (maximum is 128 characters)"]),  # only that one
+        ("/" + "a" * 127, []),
+    ],
+)
+def test_direct_asset_path_rules(
+    gitlab_standin: GitLabStandIn, path: str, errors: list[str]
+) -> None:
+    base = f"/projects/{HELLO}/releases"
+    call(gitlab_standin, "POST", base, {"tag_name": "v1", "ref": SHA}, job(gitlab_standin))
+    body = {"name": "x", "url": "https://example.com/x", "direct_asset_path": path}
+    status, answer, _ = call(
+        gitlab_standin, "POST", f"{base}/v1/assets/links", body, job(gitlab_standin)
+    )
+    if errors:
+        assert (status, answer) == (400, {"message": errors})
+    else:
+        assert status == 201, answer
+        assert answer["direct_asset_url"].endswith(f"/-/releases/v1/downloads{path}")
+
+
+def test_link_entity_and_required_params(gitlab_standin: GitLabStandIn) -> None:
+    base = f"/projects/{HELLO}/releases"
+    call(gitlab_standin, "POST", base, {"tag_name": "v1", "ref": SHA}, job(gitlab_standin))
+    status, error, _ = call(
+        gitlab_standin, "POST", f"{base}/v1/assets/links", {}, job(gitlab_standin)
+    )
+    assert (status, error) == (400, {"error": "name is missing, url is missing"})
+    inside = f"{gitlab_standin.url}/demo-group/hello-package/-/jobs/1/artifacts/raw/release.json"
+    for name, url in (("outside", "https://example.com/o"), ("inside", inside)):
+        status, link, _ = call(
+            gitlab_standin,
+            "POST",
+            f"{base}/v1/assets/links",
+            {"name": name, "url": url},
+            job(gitlab_standin),
+        )
+        assert status == 201, link
+        assert set(link) == {"id", "name", "url", "direct_asset_url", "external", "link_type"}
+        assert link["external"] is (name == "outside")
+        assert link["link_type"] == "other"
+
+
+def test_updating_a_release(gitlab_standin: GitLabStandIn) -> None:
+    base = f"/projects/{HELLO}/releases"
+    # No release for the tag: `authorize! :update_release, nil` is 403, not 404.
+    status, _, _ = call(gitlab_standin, "PUT", f"{base}/v7", {"name": "n"}, job(gitlab_standin))
+    assert status == 403
+    call(gitlab_standin, "POST", base, {"tag_name": "v7", "ref": SHA}, job(gitlab_standin))
+    status, error, _ = call(gitlab_standin, "PUT", f"{base}/v7", {}, job(gitlab_standin))
+    assert (status, error) == (400, {"message": "params is empty"})
+    status, release, _ = call(
+        gitlab_standin, "PUT", f"{base}/v7", {"name": "seven"}, job(gitlab_standin)
+    )
+    assert (status, release["name"]) == (200, "seven")
 
 
 def test_who_may_write_releases(gitlab_standin: GitLabStandIn) -> None:

@@ -330,3 +330,50 @@ def test_group_packages_list_every_projects_packages_with_its_owner(
     assert httpx.get(f"{g.api_url}/groups/demo-group/packages", headers=outsider).json() == {
         "message": "404 Group Not Found"
     }
+
+
+def test_package_entity_owner_fields_and_group_ordering(gitlab_standin: GitLabStandIn) -> None:
+    g = gitlab_standin
+    personal = {"PRIVATE-TOKEN": g.tokens.personal}
+    httpx.put(f"{g.api_url}{GENERIC}/a.sig", content=b"abc", headers=personal)
+    # lib/api/entities/package.rb: project_id and project_path on the group route only.
+    (project_entry,) = httpx.get(f"{g.api_url}/projects/{HELLO}/packages", headers=personal).json()
+    assert "project_id" not in project_entry and "project_path" not in project_entry
+    by_path = httpx.get(
+        f"{g.api_url}/groups/demo-group/packages",
+        params={"order_by": "project_path"},
+        headers=personal,
+    )
+    assert by_path.status_code == 200 and by_path.json()[0]["project_id"] == HELLO
+    on_project = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages",
+        params={"order_by": "project_path"},
+        headers=personal,
+    )
+    assert on_project.json() == {"error": "order_by does not have a valid value"}
+    rpm = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages", params={"package_type": "rpm"}, headers=personal
+    )
+    assert (rpm.status_code, rpm.json()) == (200, [])
+
+
+def test_generic_upload_status_changes_the_package_and_hidden_is_still_served(
+    gitlab_standin: GitLabStandIn,
+) -> None:
+    g = gitlab_standin
+    personal = {"PRIVATE-TOKEN": g.tokens.personal}
+    assert httpx.put(f"{g.api_url}{GENERIC}/a.sig", content=b"a", headers=personal).is_success
+    hidden = httpx.put(
+        f"{g.api_url}{GENERIC}/b.sig", params={"status": "hidden"}, content=b"b", headers=personal
+    )
+    assert hidden.status_code == 201
+    # CreatePackageFileService: the status given updates the existing package.
+    listed = httpx.get(f"{g.api_url}/projects/{HELLO}/packages", headers=personal).json()
+    assert listed == []  # hidden is not displayable
+    shown = httpx.get(
+        f"{g.api_url}/projects/{HELLO}/packages", params={"status": "hidden"}, headers=personal
+    ).json()
+    assert [p["status"] for p in shown] == ["hidden"]
+    # Generic::PackageFinder: installable (default, hidden, deprecated) packages are served.
+    got = httpx.get(f"{g.api_url}{GENERIC}/a.sig", headers=personal)
+    assert (got.status_code, got.content) == (200, b"a")

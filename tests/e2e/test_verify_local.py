@@ -81,3 +81,14 @@ def test_missing_bundle_and_usage_errors(poetry_cli: PoetryCli, tmp_path: Path) 
     missing = poetry_cli.run("gitlab-verify", "x.whl", "y.whl", cwd=tmp_path)
     assert missing.returncode == 2
     assert "no such file: x.whl" in missing.stderr
+    lock_only = poetry_cli.run(
+        "gitlab-verify",
+        str(artifact),
+        "--pypi-url",
+        "https://x",
+        "--concurrency",
+        "4",
+        cwd=tmp_path,
+    )
+    assert lock_only.returncode == 2
+    assert "--pypi-url, --concurrency only apply with --lock" in lock_only.stderr

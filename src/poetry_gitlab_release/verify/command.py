@@ -14,7 +14,15 @@ from poetry_gitlab_release.cli.base import GitlabCommand
 from poetry_gitlab_release.cli.options import TRANSPORT_SETTINGS
 from poetry_gitlab_release.errors import EXIT_FAILURE, EXIT_OK, ConfigError, UsageError
 from poetry_gitlab_release.files import write_atomic
-from poetry_gitlab_release.verify.options import ARGUMENTS, FORMATS, HELP, OPTIONS, PINS_FILE
+from poetry_gitlab_release.verify.options import (
+    ARGUMENTS,
+    DEFAULT_CONCURRENCY,
+    FORMATS,
+    HELP,
+    LOCK_ONLY,
+    OPTIONS,
+    PINS_FILE,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,6 +72,10 @@ class VerifyCommand(GitlabCommand):
                 raise UsageError("--lock verifies poetry.lock: give no targets with it")
         elif not targets:
             raise UsageError("give `name==version`, `name`, paths of files to verify, or --lock")
+        else:
+            given = [f"--{name}" for name in LOCK_ONLY if self.option(name) is not None]
+            if given:
+                raise UsageError(f"{', '.join(given)} only apply with --lock")
         output_format = self.option("format")
         if output_format not in FORMATS:
             raise UsageError(f"--format {output_format!r}: expected one of {', '.join(FORMATS)}")
@@ -187,7 +199,7 @@ class VerifyCommand(GitlabCommand):
         from poetry_gitlab_release.verify.lock_flow import LockRequest, run_lock
         from poetry_gitlab_release.verify.lockfile import PYPI_URL
 
-        concurrency = self.option("concurrency")
+        concurrency = self.option("concurrency") or str(DEFAULT_CONCURRENCY)
         if not str(concurrency).isdigit() or not 1 <= int(concurrency) <= 64:
             raise UsageError(f"--concurrency {concurrency!r}: expected a number from 1 to 64")
         install = bool(self.option("install"))

@@ -11,6 +11,12 @@ from poetry_gitlab_release.cli.options import host_option, transport_options
 
 PINS_FILE = "gitlab-verify.lock"  # verify/pins.py's name, repeated: this module stays light
 FORMATS = ("table", "json")
+LOCK_ONLY = (
+    "pypi-url",
+    "pypi-trust-config",
+    "concurrency",
+)  # options that mean nothing without --lock
+DEFAULT_CONCURRENCY = 8
 
 ARGUMENTS: list[Argument] = [
     argument(
@@ -203,7 +209,6 @@ OPTIONS: list[Option] = [
         None,
         "With --lock, how many requests run at once [default: 8].",
         flag=False,
-        default="8",
     ),
     *transport_options(),
 ]

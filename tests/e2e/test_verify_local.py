@@ -92,3 +92,11 @@ def test_missing_bundle_and_usage_errors(poetry_cli: PoetryCli, tmp_path: Path) 
     )
     assert lock_only.returncode == 2
     assert "--pypi-url, --concurrency only apply with --lock" in lock_only.stderr
+    (tmp_path / "poetry.lock").write_text('[metadata]\nlock-version = "2.1"\n')
+    for url, message in (
+        ("ftp://pypi.example", "the scheme must be https"),
+        ("http://pypi.example", "refusing plain http:// for 'http://pypi.example' from --pypi-url"),
+    ):
+        bad_url = poetry_cli.run("gitlab-verify", "--lock", "--pypi-url", url, cwd=tmp_path)
+        assert bad_url.returncode == 2, bad_url.stderr
+        assert message in bad_url.stderr

@@ -149,11 +149,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_transport(url: str, where: str, allow_insecure_http: bool) -> None:
+def check_transport(
+    url: str, where: str, allow_insecure_http: bool, risk: str = "tokens would travel unencrypted"
+) -> None:
     """Refuse plain http:// to anything but loopback unless explicitly allowed."""
     parts = urlsplit(url)
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname or ""):
         raise ConfigError(
-            f"refusing plain http:// for {url!r} from {where}: tokens would travel unencrypted; "
+            f"refusing plain http:// for {url!r} from {where}: {risk}; "
             "use https:// or pass --allow-insecure-http"
         )

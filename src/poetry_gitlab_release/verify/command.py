@@ -197,7 +197,6 @@ class VerifyCommand(GitlabCommand):
     ) -> int:
         from poetry_gitlab_release.verify.install import target_python
         from poetry_gitlab_release.verify.lock_flow import LockRequest, run_lock
-        from poetry_gitlab_release.verify.lockfile import PYPI_URL
 
         concurrency = self.option("concurrency") or str(DEFAULT_CONCURRENCY)
         if not str(concurrency).isdigit() or not 1 <= int(concurrency) <= 64:
@@ -208,7 +207,7 @@ class VerifyCommand(GitlabCommand):
             identity_options=identity_options,
             claims=self._claim_policy(with_ids=False),
             pins=self._pins(),
-            pypi_url=self.option("pypi-url") or PYPI_URL,
+            pypi_url=self._pypi_url(settings),
             trusted_root=trusted_root,
             pypi_trust_config=self._existing_file("pypi-trust-config"),
             offline=offline,
@@ -327,6 +326,20 @@ class VerifyCommand(GitlabCommand):
             write_atomic(Path(junit_path), junit())
         for problem in problems:
             self.line_error(f"<error>{problem}</error>")
+
+    def _pypi_url(self, settings: Settings) -> str:
+        """--pypi-url, checked like every server URL: a plain-http index could drop provenance
+        unseen (a downgrade to "no provenance"), so http needs --allow-insecure-http."""
+        from poetry_gitlab_release.config.values import as_url, check_transport
+        from poetry_gitlab_release.verify.lockfile import PYPI_URL
+
+        given = self.option("pypi-url")
+        if given is None:
+            return PYPI_URL
+        url = as_url(given, "--pypi-url")
+        risk = "whoever sits on the path could hide provenance"
+        check_transport(url, "--pypi-url", settings.allow_insecure_http, risk)
+        return url
 
     def _conclude(self, summary: str, *, ok: bool) -> int:
         """The verdict line on stderr, and the exit code it stands for."""

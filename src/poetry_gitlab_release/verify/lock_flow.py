@@ -51,7 +51,7 @@ def run_lock(
     from poetry_gitlab_release.gitlab.connection import Connection
     from poetry_gitlab_release.pypi.index import IndexConnection, IndexURLs
     from poetry_gitlab_release.signing.trust import make_verifier
-    from poetry_gitlab_release.tls import ssl_context
+    from poetry_gitlab_release.tls import other_hosts_context
     from poetry_gitlab_release.verify.expected import signer_from_options
     from poetry_gitlab_release.verify.lock import LockOptions, verify_lock
     from poetry_gitlab_release.verify.lock_backend import RegistryBackend
@@ -89,7 +89,7 @@ def run_lock(
     pypi = IndexURLs(upload=request.pypi_url, read_origin=request.pypi_url.rstrip("/"))
     with (
         GitLabClient(Connection.from_settings(settings)) as client,
-        IndexConnection(pypi, verify=ssl_context(settings.ca_file)) as index,
+        IndexConnection(pypi, verify=other_hosts_context(settings.ca_file)) as index,
     ):
         backend = RegistryBackend(client, index, settings, online_log=not request.offline)
         report = verify_lock(

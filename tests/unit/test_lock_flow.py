@@ -343,6 +343,21 @@ def test_other_sources_are_reported_not_checked(signed: Signed, verifier: Any) -
     assert "another host" in (rows[1].reason or "")
 
 
+def test_a_package_locked_without_files_still_gets_its_row(signed: Signed, verifier: Any) -> None:
+    """Poetry locks git, path and url dependencies with `files = []`."""
+    git = LockedPackage("tool", "1", (), "git", "https://x/y.git", "main")
+    path = LockedPackage("local", "0.1", (), "directory", "../local")
+    hashless = LockedPackage("bare", "2.0", ())  # a pypi.org entry without files
+    report = run(Registry(), verifier, [git, path, hashless])
+    verdicts = {row.package: (row.status, row.file) for row in report.rows}
+    assert verdicts == {
+        "tool": (RowStatus.NOT_CHECKED, "-"),
+        "local": (RowStatus.NOT_CHECKED, "-"),
+        "bare": (RowStatus.FAILED, "-"),
+    }
+    assert not report.ok
+
+
 def test_parallel_requests_are_bounded_and_faster(signed: Signed, verifier: Any) -> None:
     registry = Registry()
     packages = [

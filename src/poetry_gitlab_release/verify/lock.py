@@ -121,11 +121,9 @@ def verify_lock(
         (package, source, file) for package, source in packages for file in package.files
     ]
     rows: list[LockRow] = []
-    no_files = [
-        LockRow(package.name, package.version, "-", source.label, RowStatus.FAILED, "no files")
-        for package, source in packages
-        if not package.files and source.kind is SourceKind.GITLAB
-    ]
+    # A package the lock gives no file for (git, path and url dependencies; an index entry
+    # locked without hashes) still gets its row: nothing in the lock goes unreported.
+    no_files = [_no_files_row(package, source) for package, source in packages if not package.files]
 
     context = _LockRun(
         backend, verifier, provenance_verifier or (lambda: verifier), options, pins, _Once()
@@ -149,6 +147,14 @@ def verify_lock(
         pins_file=None if pins is None else str(pins.path),
         pins_written=written,
     )
+
+
+def _no_files_row(package: LockedPackage, source: PackageSource) -> LockRow:
+    if source.kind is SourceKind.OTHER:
+        status, reason = RowStatus.NOT_CHECKED, "no signature scheme for it (no file is locked)"
+    else:  # an index package must name its files, or there is nothing to verify
+        status, reason = RowStatus.FAILED, "the lock lists no files for it"
+    return LockRow(package.name, package.version, "-", source.label, status, reason)
 
 
 def _row(

@@ -107,6 +107,20 @@ def _files(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, obje
     return {str(f["file"]): f for f in files}
 
 
+def _verify_with_environment(
+    cli: PoetryCli, sigstore: SigstoreStandIn, cwd: Path, **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """`gitlab-verify NAME==VERSION` configured by the environment alone (CI or GITLAB_*)."""
+    return cli.run(
+        "gitlab-verify",
+        f"{NAME}=={VERSION}",
+        "--trust-config",
+        str(sigstore.trust_config_path),
+        cwd=cwd,
+        env=environment,
+    )
+
+
 # --- what works ------------------------------------------------------------------------------
 
 
@@ -193,18 +207,14 @@ def test_job_token_and_object_storage_redirect_carry_no_credential(
     sigstore = sigstore_standin_factory(issuer=gitlab.url)
     publish(gitlab, sign_release(sigstore, gitlab, dists))
     project_id = gitlab.project_id(PROJECT_PATH)
-    result = module_poetry_cli.run(
-        "gitlab-verify",
-        f"{NAME}=={VERSION}",
-        "--trust-config",
-        str(sigstore.trust_config_path),
-        cwd=tmp_path,
-        env={
-            "CI_SERVER_URL": gitlab.url,
-            "CI_PROJECT_ID": str(project_id),
-            "CI_PROJECT_PATH": PROJECT_PATH,
-            "CI_JOB_TOKEN": gitlab.job_token(project_id),
-        },
+    result = _verify_with_environment(
+        module_poetry_cli,
+        sigstore,
+        tmp_path,
+        CI_SERVER_URL=gitlab.url,
+        CI_PROJECT_ID=str(project_id),
+        CI_PROJECT_PATH=PROJECT_PATH,
+        CI_JOB_TOKEN=gitlab.job_token(project_id),
     )
     assert result.returncode == 0, result.stderr
     downloads = [r for r in gitlab.object_storage_log if r.method == "GET"]
@@ -554,17 +564,13 @@ def test_group_from_the_environment_selects_the_group_index(
     """GITLAB_RELEASE_GROUP is the `group` setting (docs/reference/configuration.md), as
     --group is: both select the group-level index."""
     publish(registry, signed)
-    result = module_poetry_cli.run(
-        "gitlab-verify",
-        f"{NAME}=={VERSION}",
-        "--trust-config",
-        str(sigstore.trust_config_path),
-        cwd=tmp_path,
-        env={
-            "GITLAB_HOST": registry.url,
-            "GITLAB_TOKEN": registry.tokens.personal,
-            "GITLAB_RELEASE_GROUP": "demo-group",
-        },
+    result = _verify_with_environment(
+        module_poetry_cli,
+        sigstore,
+        tmp_path,
+        GITLAB_HOST=registry.url,
+        GITLAB_TOKEN=registry.tokens.personal,
+        GITLAB_RELEASE_GROUP="demo-group",
     )
     assert result.returncode == 0, result.stderr
     assert "/groups/demo-group/-/packages/pypi/simple/hello-package/" in result.stdout

@@ -85,7 +85,7 @@ def run_lock(settings: Any, trust: Path, packages: list[Any], workers: int) -> A
         )
 
     verifier = make_verifier(trust, None, False)
-    pypi = IndexURLs(upload="https://pypi.org/", read_origin="https://pypi.org")
+    pypi = IndexURLs.for_reading("https://pypi.org")
     with (
         GitLabClient(Connection.from_settings(settings)) as client,
         IndexConnection(pypi) as index,

@@ -60,6 +60,12 @@ class IndexURLs:
         origin = f"{parts.scheme}://{parts.netloc}"
         return cls(upload=url, read_origin=_READ_ORIGINS.get(parts.netloc.lower(), origin))
 
+    @classmethod
+    def for_reading(cls, index_url: str) -> IndexURLs:
+        """An index only read from (the JSON, simple and Integrity APIs at `index_url`, e.g.
+        https://pypi.org), never uploaded to."""
+        return cls(upload=index_url, read_origin=index_url.rstrip("/"))
+
     @property
     def upload_origin(self) -> str:
         parts = urlsplit(self.upload)

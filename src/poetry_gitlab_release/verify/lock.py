@@ -120,7 +120,6 @@ def verify_lock(
     jobs: list[tuple[LockedPackage, PackageSource, LockedFile]] = [
         (package, source, file) for package, source in packages for file in package.files
     ]
-    rows: list[LockRow] = []
     # A package the lock gives no file for (git, path and url dependencies; an index entry
     # locked without hashes) still gets its row: nothing in the lock goes unreported.
     no_files = [_no_files_row(package, source) for package, source in packages if not package.files]

@@ -11,6 +11,7 @@ from poetry_gitlab_release.verify.expected import Requirement
 from poetry_gitlab_release.verify.registry import (
     ProjectFacts,
     fetch_registry_material,
+    owning_project,
     project_facts,
 )
 
@@ -47,8 +48,6 @@ class RegistryBackend:
         return facts
 
     def owning_project(self, group: str, name: str, version: str) -> str:
-        from poetry_gitlab_release.verify.registry import owning_project
-
         project, _ = owning_project(self.client, group, Requirement(name, version))
         return project
 

@@ -86,7 +86,7 @@ def run_lock(
             make_verifier, request.pypi_trust_config, None, request.offline
         )
     progress(f"verifying {sum(len(p.files) for p, _ in packages)} files of {request.lock_path}")
-    pypi = IndexURLs(upload=request.pypi_url, read_origin=request.pypi_url.rstrip("/"))
+    pypi = IndexURLs.for_reading(request.pypi_url)
     with (
         GitLabClient(Connection.from_settings(settings)) as client,
         IndexConnection(pypi, verify=other_hosts_context(settings.ca_file)) as index,

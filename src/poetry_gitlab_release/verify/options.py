@@ -11,11 +11,8 @@ from poetry_gitlab_release.cli.options import host_option, transport_options
 
 PINS_FILE = "gitlab-verify.lock"  # verify/pins.py's name, repeated: this module stays light
 FORMATS = ("table", "json")
-LOCK_ONLY = (
-    "pypi-url",
-    "pypi-trust-config",
-    "concurrency",
-)  # options that mean nothing without --lock
+# Options that mean nothing without --lock: given without it, they are a usage error.
+LOCK_ONLY = ("pypi-url", "pypi-trust-config", "concurrency")
 DEFAULT_CONCURRENCY = 8
 
 ARGUMENTS: list[Argument] = [
